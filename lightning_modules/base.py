@@ -1,0 +1,114 @@
+"""The notes' training loop (§2.3) once, for every task: the Trainer runs it.
+
+``training_step`` is the forward pass and the loss (steps 1-2 of the notes'
+loop); the Trainer does zero_grad, backward and step (3-5), switches between
+``train()`` and ``eval()``, and runs validation under ``inference_mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+
+from lightning_modules.net_spec import build_net, net_spec
+
+OptimizerName = Literal["SGD", "Adam", "AdamW"]
+Stage = Literal["train", "val", "test"]
+
+
+class WorkflowModule(L.LightningModule):
+    """A net, its loss, its optimizer and per-stage metrics.
+
+    Args:
+        net: the ``nn.Module`` to train. Checkpoints record it as plain data
+            (class path and arguments), so ``load_from_checkpoint`` rebuilds it.
+        optimizer: which ``torch.optim`` optimizer updates the net.
+        lr: the learning rate.
+    """
+
+    loss_fn: nn.Module
+
+    def __init__(self, net: nn.Module, optimizer: OptimizerName, lr: float) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        if optimizer not in ("SGD", "Adam", "AdamW"):
+            raise ValueError(f"optimizer must be SGD, Adam or AdamW, got {optimizer!r}")
+        self.save_hyperparameters(ignore=["net"])
+        self.net = build_net(net) if isinstance(net, Mapping) else net
+        self.hparams["net"] = net_spec(self.net)
+        self.optimizer = optimizer
+        self.lr = lr
+
+    def make_metrics(self, metrics: MetricCollection) -> None:
+        """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``."""
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        # "disable": a NaN loss must show in the epoch's loss, not be dropped.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
+
+    def forward(self, features: Tensor) -> Tensor:
+        """The raw model output: predictions for regression, logits for classification."""
+        return self.net(features)
+
+    def loss_input(self, outputs: Tensor) -> Tensor:
+        """What the loss compares with the targets."""
+        return outputs
+
+    def metric_input(self, outputs: Tensor) -> Tensor:
+        """What the metrics compare with the targets."""
+        return outputs
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
+        features, targets = batch
+        outputs = self(features)
+        loss = self.loss_fn(self.loss_input(outputs), targets)
+        getattr(self, f"{stage}_loss").update(loss.detach(), len(targets))
+        getattr(self, f"{stage}_metrics").update(self.metric_input(outputs.detach()), targets)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _log_epoch(self, stage: Stage) -> None:
+        """Logs the stage's metric objects once per epoch; Lightning computes and resets them."""
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=stage != "test")
+        self.log_dict(getattr(self, f"{stage}_metrics"))
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        features, targets = batch
+        return {
+            "features": features,
+            "prediction": self.prediction(self(features)),
+            "target": targets,
+        }
+
+    def prediction(self, outputs: Tensor) -> Tensor:
+        return outputs
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer_class: Any = getattr(torch.optim, self.optimizer)
+        return optimizer_class(self.parameters(), lr=self.lr)

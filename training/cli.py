@@ -1,0 +1,265 @@
+"""The command line: ``fit``, ``validate``, ``test`` and ``predict`` from YAML configs.
+
+``main()`` runs LightningCLI and turns every problem a user can fix into one
+line on stderr and a non-zero exit. Everything that could refuse is checked
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+from datamodules.split import SplitDataModule
+from lightning_modules.base import WorkflowModule
+from lightning_modules.net_spec import describe
+from training.checkpoint_io import AtomicCheckpointIO
+from training.csv_log import ResumableCSVLogger
+from training.errors import UserError
+from training.run_checkpoint import RunCheckpoint
+from training.runs import (
+    check_writable,
+    checkpoint_dir,
+    keep_earlier_run,
+    log_dir,
+    resolve_ckpt_path,
+)
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Reports a bad argument or config key as a ``UserError`` instead of usage text."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+        raise UserError(f"{' '.join(lines[:2])} (see --help for the options)") from ex
+
+
+class FitConfigSaver(SaveConfigCallback):
+    """Writes the resolved ``config.yaml`` beside the metrics, for ``fit`` only.
+
+    ``validate``, ``test`` and ``predict`` leave what ``fit`` wrote alone.
+    """
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+
+def _seed_of(seed_everything: bool | int) -> int:
+    return 0 if isinstance(seed_everything, bool) else int(seed_everything)
+
+
+def _checkpoint_dir_of(root: str | None, name: str) -> str:
+    return str(checkpoint_dir(root, name))
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Loads a checkpoint the safe way (``weights_only=True``), or says what is wrong with it."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise UserError(
+                f"refused to load {path}: it holds objects that would run code when loaded;"
+                " only plain-data checkpoints are accepted"
+            ) from error
+        raise UserError(f"cannot read {path}: it is corrupt or not a checkpoint") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise UserError(
+            f"cannot read {path}: it is truncated or corrupt; resume from another checkpoint"
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"{path} is not a Lightning checkpoint")
+    if "net" not in checkpoint.get("hyper_parameters", {}):
+        raise UserError(f"{path} is not a checkpoint of this project (it records no net)")
+    return checkpoint
+
+
+class WorkflowCLI(LightningCLI):
+    """LightningCLI with run names, exact resume and checks before anything is written."""
+
+    checkpoint: dict[str, Any] | None = None
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=WorkflowModule,
+            datamodule_class=SplitDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_class=OneLineErrorParser,
+            save_config_callback=FitConfigSaver,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "accelerator": "auto",
+                "devices": 1,
+                "enable_progress_bar": sys.stderr.isatty(),
+            },
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--name",
+            type=str,
+            required=True,
+            help="Run name: checkpoints/<name>/ and logs/<name>/ under --trainer.default_root_dir.",
+        )
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.link_arguments(
+            ("trainer.default_root_dir", "name"),
+            "checkpoint.dirpath",
+            compute_fn=_checkpoint_dir_of,
+        )
+        parser.link_arguments("seed_everything", "data.init_args.seed", compute_fn=_seed_of)
+
+    @property
+    def _run_config(self) -> Any:
+        return self.config[self.config.subcommand]
+
+    def _parse_ckpt_path(self) -> None:
+        """Resolves ``--ckpt_path last|best|<file>`` and checks the checkpoint before anything runs.
+
+        Replaces LightningCLI's own step, which overwrites the configured model
+        arguments with the checkpoint's: here what the user typed applies, or
+        is refused when it cannot apply.
+        """
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self._run_config
+        root, name = config.trainer.default_root_dir, config.name
+        accelerator = str(config.trainer.accelerator)
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise UserError(
+                f"--trainer.accelerator {accelerator} asks for a GPU but this machine has none;"
+                " use --trainer.accelerator cpu (or auto)"
+            )
+        if config.get("weights_only") is False:
+            raise UserError(
+                "checkpoints are only ever loaded with weights_only=True; drop --weights_only"
+            )
+        config.weights_only = True
+        if config.ckpt_path is None:
+            return
+        if subcommand == "fit" and config.ckpt_path == "best":
+            raise UserError(
+                "best.ckpt holds the best weights for test and predict, not a training state;"
+                " resume with --ckpt_path last"
+            )
+        path = resolve_ckpt_path(config.ckpt_path, root, name)
+        self.checkpoint = read_checkpoint(path)
+        config.ckpt_path = str(path)
+        if subcommand == "fit":
+            self._check_resume(config, path, self.checkpoint)
+
+    @staticmethod
+    def _check_resume(config: Any, path: Path, checkpoint: dict[str, Any]) -> None:
+        done = int(checkpoint.get("epoch", 0))
+        max_epochs = config.trainer.max_epochs
+        if max_epochs is not None and 0 <= max_epochs < done:
+            raise UserError(
+                f"{path} has already trained {done} epochs, more than --trainer.max_epochs"
+                f" {max_epochs}; pass --trainer.max_epochs {done} or more"
+            )
+        trained_seed = checkpoint.get("datamodule_hyper_parameters", {}).get("seed")
+        seed = _seed_of(config.seed_everything)
+        if trained_seed is not None and trained_seed != seed:
+            raise UserError(
+                f"{path} was trained with seed_everything {trained_seed}, not {seed};"
+                f" resume with --seed_everything {trained_seed}"
+            )
+
+    def after_instantiate_classes(self) -> None:
+        if self.checkpoint is None:
+            return
+        trained = self.checkpoint["hyper_parameters"]
+        configured = self.model.hparams
+        if trained["net"] != configured["net"]:
+            raise UserError(
+                f"the checkpoint holds {describe(trained['net'])} but the config builds"
+                f" {describe(configured['net'])}; use the config the checkpoint was trained with"
+            )
+        if trained.get("optimizer") != configured.get("optimizer"):
+            raise UserError(
+                f"the checkpoint was trained with {trained.get('optimizer')}, not"
+                f" {configured.get('optimizer')}; an optimizer's state cannot move to another"
+                " kind: resume with the same --model.optimizer, or start a new --name"
+            )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        config = self.config_init[self.subcommand]
+        root, name = config.trainer.default_root_dir, config.name
+        directory = log_dir(root, name)
+        if self.subcommand != "fit":
+            directory = directory / str(self.subcommand)
+        logger: list[Any] = [ResumableCSVLogger(directory)]
+        extra = config.trainer.logger
+        if extra not in (None, True, False):
+            logger += extra if isinstance(extra, list) else [extra]
+        plugins = config.trainer.plugins or []
+        plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
+
+    def _prepare_run_dirs(self) -> None:
+        config = self._run_config
+        root, name = config.trainer.default_root_dir, config.name
+        if self.subcommand == "fit":
+            check_writable(checkpoint_dir(root, name).parent)
+            check_writable(log_dir(root, name).parent)
+            if config.ckpt_path is None:
+                moved = keep_earlier_run(root, name)
+                if moved:
+                    rank_zero_info(
+                        f"Run {name!r} existed; the earlier run is kept in "
+                        + " and ".join(str(m) for m in moved)
+                    )
+        else:
+            check_writable(log_dir(root, name) / str(self.subcommand))
+
+    def before_fit(self) -> None:
+        self._prepare_run_dirs()
+
+    def before_validate(self) -> None:
+        self._prepare_run_dirs()
+
+    def before_test(self) -> None:
+        self._prepare_run_dirs()
+
+    def before_predict(self) -> None:
+        self._prepare_run_dirs()
+
+
+def quiet_known_noise() -> None:
+    """Filters third-party messages that do not apply to this project, each narrowly."""
+    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing to fix here.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Batches are slices of in-memory tensors: worker processes would only add copying.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # Metrics are logged once per epoch, never per step, so the step interval never applies.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+
+    class _NoAdvert(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "Tip: For seamless cloud logging" not in record.getMessage()
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvert())
+
+
+def main(args: list[str] | None = None) -> int:
+    quiet_known_noise()
+    try:
+        WorkflowCLI(args=args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0

@@ -1,0 +1,126 @@
+"""``logs/<name>/metrics.csv``: one row per finished epoch and stage, across resumes.
+
+Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it reuses a
+folder, so a resumed run would lose its history. This logger continues the
+file instead: on resume it keeps the rows of the epochs the checkpoint holds,
+drops what a killed run wrote after it, and appends from there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+METRICS_FILE = "metrics.csv"
+
+
+class ResumableCSVLogger(Logger):
+    """Appends each logged row to ``<log_dir>/metrics.csv`` as it comes."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        super().__init__()
+        self._log_dir = Path(log_dir)
+        self._columns: list[str] = []
+        self._pending: list[dict[str, Any]] = []
+        self._started = False
+
+    @property
+    def name(self) -> str:
+        return self._log_dir.name
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def root_dir(self) -> str:
+        return str(self._log_dir.parent)
+
+    @property
+    def log_dir(self) -> str:
+        return str(self._log_dir)
+
+    @property
+    def save_dir(self) -> str:
+        return str(self._log_dir)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self._log_dir / METRICS_FILE
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """The resolved config goes to ``config.yaml`` beside the metrics instead."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        row = {"epoch": metrics.get("epoch"), "step": step}
+        row.update((k, v) for k, v in metrics.items() if k != "epoch")
+        self._pending.append(row)
+
+    @rank_zero_only
+    def continue_from(self, epoch: int) -> None:
+        """Keeps the rows of epochs ``0 .. epoch-1``, the ones a checkpoint at ``epoch`` holds."""
+        rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epoch]
+        self._columns = _columns_of(rows)
+        self._rewrite(rows)
+        self._started = True
+
+    @rank_zero_only
+    def save(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        new_columns = _columns_of(rows, self._columns)
+        if not self._started or new_columns != self._columns:
+            kept = read_metrics(self.metrics_path) if self._started else []
+            self._columns = new_columns
+            self._rewrite(kept + rows)
+            self._started = True
+            return
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.DictWriter(f, self._columns).writerows(rows)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, self._columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        tmp = self.metrics_path.with_name(f"{METRICS_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(buffer.getvalue())
+        os.replace(tmp, self.metrics_path)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a metrics file; a line cut short by a kill is dropped."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        return [
+            row
+            for row in reader
+            if None not in row and None not in row.values() and len(row) == len(columns)
+        ]
+
+
+def _epoch(row: dict[str, Any]) -> int:
+    try:
+        return int(float(row["epoch"]))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _columns_of(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[str]:
+    found = dict.fromkeys(columns or ["epoch", "step"])
+    for row in rows:
+        found.update(dict.fromkeys(row))
+    return ["epoch", "step", *sorted(k for k in found if k not in ("epoch", "step"))]

@@ -1,0 +1,163 @@
+"""``checkpoints/<name>/last.ckpt`` and ``best.ckpt``: what a run resumes and tests from.
+
+Lightning's ``ModelCheckpoint`` saves during an epoch's end, before that
+epoch's training metrics reach the logger, and with ``save_last=True`` beside a
+monitored ``save_top_k=1`` it refreshes ``last.ckpt`` only when the best
+improves. This callback instead writes ``last.ckpt`` at the boundary between
+two epochs, when everything of the finished epoch (weights, optimizer, loop
+counters, logged rows, RNG states) is settled, so a resume replays the next
+epoch exactly as an uninterrupted run would.
+
+Writing a file every epoch would cost more than a tiny epoch itself, so
+``last.ckpt`` is written at most every ``every_n_seconds`` and always when the
+fit ends. ``best.ckpt`` (lowest ``val/loss``, weights only: for
+``test``/``predict``) is kept in memory when it improves and written with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
+
+from training.checkpoint_io import atomic_torch_save, remove_stale_tmp_files
+from training.errors import TrainingDiverged
+from training.rng import capture_rng_states, restore_rng_states
+
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+RNG_KEY = "rng_states"
+
+
+class RunCheckpoint(Checkpoint):
+    """Saves ``last.ckpt`` and ``best.ckpt`` into ``dirpath``; stops a diverging fit.
+
+    Args:
+        dirpath: the run's checkpoint folder, ``checkpoints/<name>``.
+        every_n_seconds: the shortest time between two writes of ``last.ckpt``
+            during a fit; 0 writes it after every epoch. A killed fit loses at
+            most this much training; it resumes exactly all the same.
+        monitor: the validation metric that decides the best checkpoint (lower is better).
+    """
+
+    def __init__(
+        self,
+        dirpath: str = "checkpoints/run",
+        every_n_seconds: float = 2.0,
+        monitor: str = "val/loss",
+    ) -> None:
+        if every_n_seconds < 0:
+            raise ValueError(f"every_n_seconds must be 0 or more, got {every_n_seconds}")
+        self.dirpath = Path(dirpath)
+        self.every_n_seconds = every_n_seconds
+        self.monitor = monitor
+        self.best_score = math.inf
+        self.best_epoch = -1
+        self._best_pending: dict[str, Any] | None = None
+        self._last_write = 0.0
+        self._saved_epoch = 0  # epochs finished when last.ckpt was written
+        self._rng_to_restore: dict[str, Any] | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / LAST
+
+    @property
+    def best_path(self) -> Path:
+        return self.dirpath / BEST
+
+    @property
+    def best_model_path(self) -> str:
+        return str(self.best_path) if self.best_path.exists() else ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = state_dict["best_score"]
+        self.best_epoch = state_dict["best_epoch"]
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[RNG_KEY] = capture_rng_states()
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._rng_to_restore = checkpoint.get(RNG_KEY)
+        self._saved_epoch = checkpoint["epoch"]
+        for logger in trainer.loggers:
+            continue_from = getattr(logger, "continue_from", None)
+            if callable(continue_from):
+                continue_from(checkpoint["epoch"])
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and trainer.is_global_zero and self.dirpath.is_dir():
+            remove_stale_tmp_files(self.dirpath)
+        self._last_write = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The previous epoch is complete here: its rows are logged, its counters settled.
+        if trainer.current_epoch > self._saved_epoch and self._due():
+            self._save(trainer)
+        if self._rng_to_restore is not None:
+            restore_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check_finite(trainer, "train/loss")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        score = self._check_finite(trainer, self.monitor)
+        if score is not None and score < self.best_score:
+            self.best_score = score
+            self.best_epoch = trainer.current_epoch
+            # Lightning has no public way to take a checkpoint without writing it.
+            snapshot = trainer._checkpoint_connector.dump_checkpoint(weights_only=True)
+            self._best_pending = copy.deepcopy(snapshot)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch > self._saved_epoch:
+            self._save(trainer)
+        else:
+            self._write_best(trainer)
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_write >= self.every_n_seconds
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.last_path, weights_only=False)
+        self._write_best(trainer)
+        self._saved_epoch = trainer.current_epoch
+        self._last_write = time.monotonic()
+
+    def _write_best(self, trainer: L.Trainer) -> None:
+        if self._best_pending is not None:
+            if trainer.is_global_zero:
+                atomic_torch_save(self._best_pending, self.best_path)
+            self._best_pending = None
+
+    def _check_finite(self, trainer: L.Trainer, key: str) -> float | None:
+        value = trainer.callback_metrics.get(key)
+        if value is None:
+            return None
+        score = float(value)
+        if not math.isfinite(score):
+            last = (
+                f"{self.last_path}, {self._saved_epoch} epochs trained"
+                if self._saved_epoch > 0 and self.last_path.exists()
+                else "none was written yet"
+            )
+            raise TrainingDiverged(
+                f"{key} became {score} at epoch {trainer.current_epoch}; training stopped and"
+                f" the last good checkpoint is kept: {last}. Lower the learning rate (--model.lr)"
+            )
+        return score

@@ -1,0 +1,68 @@
+"""Where a run lives: ``checkpoints/<name>/`` and ``logs/<name>/`` under one root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.errors import UserError
+from training.run_checkpoint import BEST, LAST
+
+
+def checkpoint_dir(root: str | Path | None, name: str) -> Path:
+    return Path(root or ".") / "checkpoints" / name
+
+
+def log_dir(root: str | Path | None, name: str) -> Path:
+    return Path(root or ".") / "logs" / name
+
+
+def resolve_ckpt_path(ckpt_path: str, root: str | Path | None, name: str) -> Path:
+    """``last`` and ``best`` name the run's own files; anything else is a path."""
+    if ckpt_path in ("last", "best"):
+        path = checkpoint_dir(root, name) / (LAST if ckpt_path == "last" else BEST)
+        if not path.is_file():
+            raise UserError(
+                f"run {name!r} has no {ckpt_path} checkpoint ({path} does not exist);"
+                " fit it first, or pass --name of a run that has one"
+            )
+        return path
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass an existing file, or last or best")
+    return path
+
+
+def check_writable(directory: Path) -> None:
+    """Creates ``directory`` and proves a file can be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-probe.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write to {directory} ({error.strerror});"
+            " pass a writable --trainer.default_root_dir"
+        ) from error
+
+
+def keep_earlier_run(root: str | Path | None, name: str) -> list[Path]:
+    """Moves an earlier run's folders aside to ``<name>.1``, ``<name>.2``, ...
+
+    A new fit under an existing name starts clean without deleting anything.
+    Returns the folders the earlier run now lives in.
+    """
+    folders = [checkpoint_dir(root, name), log_dir(root, name)]
+    existing = [f for f in folders if f.is_dir() and any(f.iterdir())]
+    if not existing:
+        return []
+    n = 1
+    while any(f.with_name(f"{name}.{n}").exists() for f in folders):
+        n += 1
+    moved = []
+    for folder in existing:
+        target = folder.with_name(f"{name}.{n}")
+        folder.rename(target)
+        moved.append(target)
+    return moved
