@@ -1,6 +1,8 @@
 """LightningDataModules that make and split the notes' datasets."""
 
+from datamodules.blobs import BlobsDataModule
 from datamodules.circles import CirclesDataModule
 from datamodules.linear import LinearDataModule
+from datamodules.moons import MoonsDataModule
 
-__all__ = ["CirclesDataModule", "LinearDataModule"]
+__all__ = ["BlobsDataModule", "CirclesDataModule", "LinearDataModule", "MoonsDataModule"]

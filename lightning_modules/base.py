@@ -8,12 +8,14 @@ loop); the Trainer does zero_grad, backward and step (3-5), switches between
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
+from typing_extensions import Self
 
 from lightning_modules.net_spec import build_net, net_spec
 
@@ -108,6 +110,27 @@ class WorkflowModule(L.LightningModule):
 
     def prediction(self, outputs: Tensor) -> Tensor:
         return outputs
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A learning rate given when resuming applies, rather than the checkpoint's."""
+        for optimizer_state in checkpoint.get("optimizer_states", []):
+            for group in optimizer_state["param_groups"]:
+                group["lr"] = self.lr
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any
+    ) -> Self:
+        """Rebuilds the module, its net included, from a checkpoint; never unpickles code.
+
+        ``weights_only=True`` is always used: a checkpoint whose pickle would run
+        code is refused by torch before anything in it runs.
+        """
+        if kwargs.pop("weights_only", True) is not True:
+            raise ValueError("checkpoints are only loaded with weights_only=True")
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location=map_location, weights_only=True, **kwargs
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer_class: Any = getattr(torch.optim, self.optimizer)

@@ -8,7 +8,6 @@ before anything is written.
 from __future__ import annotations
 
 import logging
-import pickle
 import sys
 import warnings
 from pathlib import Path
@@ -24,22 +23,40 @@ from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO
 from training.csv_log import ResumableCSVLogger
 from training.errors import UserError
-from training.run_checkpoint import RunCheckpoint
+from training.run_checkpoint import BEST, RunCheckpoint
 from training.runs import (
     check_writable,
     checkpoint_dir,
     keep_earlier_run,
     log_dir,
+    read_checkpoint,
     resolve_ckpt_path,
 )
+
+
+def first_reason(message: str) -> str:
+    """The line that names the problem in jsonargparse's multi-line report.
+
+    A bad value is reported as "does not validate against any of the Union
+    subtypes", followed by one error per subtype; the first is ours.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if "Errors:" in lines:
+        reasons = lines[lines.index("Errors:") + 1 :]
+        if reasons and reasons[0].startswith("- "):
+            where = lines[0].rstrip(":") + ": " if lines[0].startswith("Parser key") else ""
+            return where + reasons[0][2:]
+    return lines[0] if lines else message
 
 
 class OneLineErrorParser(LightningArgumentParser):
     """Reports a bad argument or config key as a ``UserError`` instead of usage text."""
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-        raise UserError(f"{' '.join(lines[:2])} (see --help for the options)") from ex
+        reason = first_reason(str(message))
+        if "--help" not in reason:
+            reason += " (see --help for the options)"
+        raise UserError(reason) from ex
 
 
 class FitConfigSaver(SaveConfigCallback):
@@ -59,28 +76,6 @@ def _seed_of(seed_everything: bool | int) -> int:
 
 def _checkpoint_dir_of(root: str | None, name: str) -> str:
     return str(checkpoint_dir(root, name))
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Loads a checkpoint the safe way (``weights_only=True``), or says what is wrong with it."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
-            raise UserError(
-                f"refused to load {path}: it holds objects that would run code when loaded;"
-                " only plain-data checkpoints are accepted"
-            ) from error
-        raise UserError(f"cannot read {path}: it is corrupt or not a checkpoint") from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise UserError(
-            f"cannot read {path}: it is truncated or corrupt; resume from another checkpoint"
-        ) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UserError(f"{path} is not a Lightning checkpoint")
-    if "net" not in checkpoint.get("hyper_parameters", {}):
-        raise UserError(f"{path} is not a checkpoint of this project (it records no net)")
-    return checkpoint
 
 
 class WorkflowCLI(LightningCLI):
@@ -179,6 +174,15 @@ class WorkflowCLI(LightningCLI):
                 f" resume with --seed_everything {trained_seed}"
             )
 
+    def instantiate_classes(self) -> None:
+        """Builds model, data and Trainer; a value they reject becomes a one-line error."""
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            cause = error.__cause__
+            reason = str(cause) if isinstance(cause, ValueError) else first_reason(str(error))
+            raise UserError(f"invalid configuration: {reason}") from error
+
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is None:
             return
@@ -197,7 +201,7 @@ class WorkflowCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        config = self.config_init[self.subcommand]
+        config = self.config_init[str(self.subcommand)]
         root, name = config.trainer.default_root_dir, config.name
         directory = log_dir(root, name)
         if self.subcommand != "fit":
@@ -223,11 +227,36 @@ class WorkflowCLI(LightningCLI):
                         f"Run {name!r} existed; the earlier run is kept in "
                         + " and ".join(str(m) for m in moved)
                     )
+        elif self.subcommand == "predict":
+            check_writable(log_dir(root, name))
         else:
             check_writable(log_dir(root, name) / str(self.subcommand))
 
     def before_fit(self) -> None:
         self._prepare_run_dirs()
+
+    def after_fit(self) -> None:
+        """Draws the notes' plots into the log dir and says in one line how the fit ended."""
+        if not self.trainer.is_global_zero or self.trainer.interrupted:
+            return
+        from training.plots import write_fit_plots
+        from training.predictions import fit_summary
+
+        config = self._run_config
+        directory = log_dir(config.trainer.default_root_dir, config.name)
+        write_fit_plots(directory, self.datamodule, self.model)
+        best = checkpoint_dir(config.trainer.default_root_dir, config.name) / BEST
+        print(fit_summary(self.trainer, best if best.is_file() else None, directory))
+
+    def predict(self, **kwargs: Any) -> None:
+        """Predicts the held-out split and writes ``logs/<name>/predictions.csv``."""
+        from training.predictions import write_predictions
+
+        batches = self.trainer.predict(**kwargs)
+        if self.trainer.is_global_zero and batches:
+            config = self._run_config
+            path = log_dir(config.trainer.default_root_dir, config.name) / "predictions.csv"
+            print(f"Predictions written to {write_predictions(batches, path)}")  # type: ignore[arg-type]
 
     def before_validate(self) -> None:
         self._prepare_run_dirs()

@@ -152,7 +152,7 @@ class RunCheckpoint(Checkpoint):
         score = float(value)
         if not math.isfinite(score):
             last = (
-                f"{self.last_path}, {self._saved_epoch} epochs trained"
+                f"{self.last_path} (trained {self._saved_epoch} epochs)"
                 if self._saved_epoch > 0 and self.last_path.exists()
                 else "none was written yet"
             )

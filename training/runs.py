@@ -1,9 +1,16 @@
-"""Where a run lives: ``checkpoints/<name>/`` and ``logs/<name>/`` under one root."""
+"""Where a run lives, and how its checkpoints are read.
+
+A run named ``<name>`` keeps ``checkpoints/<name>/`` and ``logs/<name>/`` under one root.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from training.errors import UserError
 from training.run_checkpoint import BEST, LAST
@@ -66,3 +73,25 @@ def keep_earlier_run(root: str | Path | None, name: str) -> list[Path]:
         folder.rename(target)
         moved.append(target)
     return moved
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Loads a checkpoint the safe way (``weights_only=True``), or says what is wrong with it."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise UserError(
+                f"refused to load {path}: it holds objects that would run code when loaded;"
+                " only plain-data checkpoints are accepted"
+            ) from error
+        raise UserError(f"cannot read {path}: it is corrupt or not a checkpoint") from error
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise UserError(
+            f"cannot read {path}: it is truncated or corrupt; resume from another checkpoint"
+        ) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"{path} is not a Lightning checkpoint")
+    if "net" not in checkpoint.get("hyper_parameters", {}):
+        raise UserError(f"{path} is not a checkpoint of this project (it records no net)")
+    return checkpoint

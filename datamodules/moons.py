@@ -1,0 +1,37 @@
+"""Exercise: two interleaving half-moons from ``sklearn.datasets.make_moons``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from datamodules.sklearn_split import SklearnSplitDataModule
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class MoonsDataModule(SklearnSplitDataModule):
+    """``make_moons`` split by ``train_test_split``, both seeded by ``random_state``.
+
+    Features are float32 of shape ``(N, 2)``; targets are float32 labels 0/1 of
+    shape ``(N,)``, ready for ``BCEWithLogitsLoss``.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 1000,
+        noise: float = 0.07,
+        random_state: int = 42,
+        test_size: float = 0.2,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(n_samples, random_state, test_size, batch_size, seed)
+        if noise < 0:
+            raise ValueError(f"noise must be zero or more, got {noise}")
+        self.noise = noise
+
+    def generate(self) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import make_moons
+
+        return make_moons(self.n_samples, noise=self.noise, random_state=self.random_state)

@@ -1,0 +1,83 @@
+"""Shared fixtures: every run writes under ``tmp_path``, never into the repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+TRAIN = ROOT / "scripts" / "train.py"
+
+RunCLI = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def run_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> RunCLI:
+    """Runs ``scripts/train.py`` in this process with its root in ``tmp_path``.
+
+    Returns the exit code and what went to stderr.
+    """
+
+    monkeypatch.setattr(sys, "argv", [str(TRAIN)])
+
+    def run(subcommand: str, config: str, *args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(
+            [
+                subcommand,
+                "--config",
+                str(CONFIGS / config),
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                *args,
+            ]
+        )
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs ``scripts/train.py`` as a real process in ``root``."""
+    return subprocess.run(
+        [sys.executable, str(TRAIN), *args],
+        cwd=root,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def process_env() -> dict[str, str]:
+    """The environment of a training process: ``tests/`` importable for ``kill_points``."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs: {a[key]} != {b[key]}"
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes, to prove nothing changed."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,65 @@
+"""A callback that SIGKILLs its own training process at a chosen point.
+
+Used by the resume tests: a kill is as abrupt as a power cut for the process,
+and choosing the point makes each test hit the moment it is about.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAt(Callback):
+    """Kills the process in epoch ``epoch``.
+
+    ``at``: ``"batch"`` after training batch ``batch`` (mid-epoch);
+    ``"before_rename"`` when the epoch's ``last.ckpt`` is fully written to its
+    temporary file but not yet renamed; ``"mid_write"`` halfway through writing it.
+    """
+
+    def __init__(self, epoch: int, at: str = "batch", batch: int = 0) -> None:
+        self.epoch = epoch
+        self.at = at
+        self.batch = batch
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.at == "batch" and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            _die()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Runs before RunCheckpoint's hook (Lightning orders checkpoint callbacks last),
+        # so the next checkpoint write is the one that dies.
+        if trainer.current_epoch != self.epoch:
+            return
+        if self.at == "before_rename":
+            os.replace = lambda *args, **kwargs: _die()  # type: ignore[assignment]
+        elif self.at == "mid_write":
+            real_save = torch.save
+
+            def half_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+                buffer = io.BytesIO()
+                real_save(obj, buffer)
+                data = buffer.getvalue()
+                f.write(data[: len(data) // 2])
+                f.flush()
+                _die()
+
+            torch.save = half_save

@@ -1,0 +1,123 @@
+"""The datamodules make the notes' data, split it correctly and batch it reproducibly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datamodules import CirclesDataModule, LinearDataModule
+from datamodules.batches import EpochBatchSampler
+
+
+def setup(dm: LinearDataModule | CirclesDataModule) -> LinearDataModule | CirclesDataModule:
+    dm.setup("fit")
+    return dm
+
+
+def test_linear_data_is_the_notes_line_split_80_20_in_order() -> None:
+    dm = setup(LinearDataModule())
+    X_train, y_train = dm.train_set.features, dm.train_set.targets
+    X_test, y_test = dm.test_set.features, dm.test_set.targets
+    assert X_train.shape == y_train.shape == (40, 1)
+    assert X_test.shape == y_test.shape == (10, 1)
+    X = torch.arange(0, 1, 0.02).unsqueeze(dim=1)
+    assert torch.equal(torch.cat([X_train, X_test]), X)
+    # Each X keeps its own y (the notes' first split paired X[:n] with y[n:]).
+    assert torch.equal(y_train, 0.7 * X_train + 0.3)
+    assert torch.equal(y_test, 0.7 * X_test + 0.3)
+
+
+def test_linear_exercise_parameters_change_the_line() -> None:
+    dm = setup(LinearDataModule(weight=0.3, bias=0.9, step=0.01))
+    assert len(dm.train_set) == 80 and len(dm.test_set) == 20
+    assert torch.allclose(dm.test_set.targets, 0.3 * dm.test_set.features + 0.9)
+
+
+def test_circles_shapes_dtypes_and_labels() -> None:
+    dm = setup(CirclesDataModule())
+    assert dm.train_set.features.shape == (800, 2)
+    assert dm.test_set.features.shape == (200, 2)
+    assert dm.train_set.features.dtype == dm.train_set.targets.dtype == torch.float32
+    assert set(dm.train_set.targets.unique().tolist()) == {0.0, 1.0}
+
+
+def test_circles_depend_only_on_their_own_arguments() -> None:
+    torch.manual_seed(0)
+    a = setup(CirclesDataModule())
+    torch.manual_seed(1)
+    b = setup(CirclesDataModule())
+    c = setup(CirclesDataModule(random_state=7))
+    assert torch.equal(a.train_set.features, b.train_set.features)
+    assert torch.equal(a.test_set.targets, b.test_set.targets)
+    assert not torch.equal(a.train_set.features, c.train_set.features)
+
+
+def test_full_batch_is_one_batch_of_every_training_sample() -> None:
+    dm = setup(LinearDataModule())
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 1
+    features, targets = batches[0]
+    assert torch.equal(features, dm.train_set.features)
+    assert torch.equal(targets, dm.train_set.targets)
+
+
+def test_mini_batches_are_tuples_covering_each_sample_once() -> None:
+    dm = setup(CirclesDataModule(batch_size=64))
+    batches = list(dm.train_dataloader())
+    assert all(isinstance(batch, tuple) and len(batch) == 2 for batch in batches)
+    assert [len(b[0]) for b in batches] == [64] * 12 + [32]
+    seen = torch.cat([b[0] for b in batches])
+    assert torch.equal(
+        seen[seen[:, 0].argsort()], dm.train_set.features[dm.train_set.features[:, 0].argsort()]
+    )
+
+
+def test_shuffle_order_is_a_function_of_seed_and_epoch() -> None:
+    def order(seed: int, epoch: int) -> list[torch.Tensor]:
+        sampler = EpochBatchSampler(100, 32, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return [torch.as_tensor(index) for index in sampler]
+
+    torch.manual_seed(123)
+    first = order(42, 3)
+    torch.manual_seed(456)
+    assert all(torch.equal(a, b) for a, b in zip(first, order(42, 3), strict=True))
+    assert not torch.equal(first[0], order(42, 4)[0])
+    assert not torch.equal(first[0], order(43, 3)[0])
+
+
+@pytest.mark.parametrize(
+    "num_samples, batch_size, replicas", [(800, None, 2), (801, None, 2), (100, 32, 3)]
+)
+def test_ranks_share_every_batch_without_duplicates_or_drops(
+    num_samples: int, batch_size: int | None, replicas: int
+) -> None:
+    shares = []
+    for rank in range(replicas):
+        sampler = EpochBatchSampler(
+            num_samples, batch_size, shuffle=True, seed=1, rank=rank, num_replicas=replicas
+        )
+        shares.append([torch.arange(num_samples)[index] for index in sampler])
+    for batch_parts in zip(*shares, strict=True):
+        sizes = [len(part) for part in batch_parts]
+        assert max(sizes) - min(sizes) <= 1
+    everything = torch.cat([torch.cat(parts) for parts in shares])
+    assert torch.equal(everything.sort().values, torch.arange(num_samples))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: LinearDataModule(step=0), "step must be positive"),
+        (lambda: LinearDataModule(start=1, end=1), "start must be below end"),
+        (lambda: LinearDataModule(train_fraction=1.0), "train_fraction must lie in (0, 1)"),
+        (lambda: LinearDataModule(train_fraction=0.01), "leaves a split empty"),
+        (lambda: LinearDataModule(batch_size=0), "batch_size must be a positive integer"),
+        (lambda: CirclesDataModule(n_samples=0), "n_samples must be positive"),
+        (lambda: CirclesDataModule(noise=-0.1), "noise must be zero or more"),
+        (lambda: CirclesDataModule(test_size=0), "test_size must lie in (0, 1)"),
+    ],
+)
+def test_bad_values_are_refused_with_the_reason(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make()

@@ -1,0 +1,87 @@
+"""The notes' models: parameters, shapes, and the architecture recorded as plain data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lightning_modules.models import (
+    CircleModelV0,
+    CircleModelV1,
+    CircleModelV2,
+    LinearRegressionModel,
+    LinearRegressionModelV2,
+)
+from lightning_modules.net_spec import build_net, net_spec
+
+
+def test_parameter_model_starts_as_in_the_notes() -> None:
+    torch.manual_seed(42)
+    model_0 = LinearRegressionModel()
+    assert [name for name, _ in model_0.named_parameters()] == ["weights", "bias"]
+    assert torch.allclose(model_0.weights, torch.tensor([0.3367]), atol=1e-4)
+    assert torch.allclose(model_0.bias, torch.tensor([0.1288]), atol=1e-4)
+
+
+@pytest.mark.parametrize("model", [LinearRegressionModel(), LinearRegressionModelV2()])
+def test_linear_models_map_a_column_to_a_column(model: nn.Module) -> None:
+    assert model(torch.zeros(7, 1)).shape == (7, 1)
+
+
+def test_linear_v2_holds_an_nn_linear() -> None:
+    model = LinearRegressionModelV2()
+    assert isinstance(model.linear_layer, nn.Linear)
+    x = torch.rand(5, 1)
+    assert torch.equal(model(x), model.linear_layer(x))
+
+
+@pytest.mark.parametrize(
+    "model, hidden",
+    [
+        (CircleModelV0(), [5]),
+        (CircleModelV1(), [10, 10]),
+        (CircleModelV2(), [10, 10]),
+        (CircleModelV2(hidden_units=32), [32, 32]),
+    ],
+)
+def test_circle_models_output_one_logit_per_sample(model: nn.Module, hidden: list[int]) -> None:
+    assert model(torch.rand(9, 2)).shape == (9, 1)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears[:-1]] == hidden
+
+
+def test_only_v2_bends() -> None:
+    """V0 and V1 have no activation: the output is an affine function of the input."""
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 2)
+    for model, is_affine in [
+        (CircleModelV0(), True),
+        (CircleModelV1(), True),
+        (CircleModelV2(), False),
+    ]:
+        mid = model((x + y).unsqueeze(0) / 2)
+        average = (model(x.unsqueeze(0)) + model(y.unsqueeze(0))) / 2
+        assert torch.allclose(mid, average, atol=1e-6) == is_affine
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        LinearRegressionModel(),
+        LinearRegressionModelV2(),
+        CircleModelV0(hidden_units=7),
+        CircleModelV2(hidden_units=16, dropout=0.1),
+    ],
+)
+def test_spec_rebuilds_the_same_architecture(model: nn.Module) -> None:
+    spec = net_spec(model)
+    rebuilt = build_net(spec)
+    assert type(rebuilt) is type(model)
+    assert net_spec(rebuilt) == spec
+    assert rebuilt.load_state_dict(model.state_dict()) is not None
+
+
+def test_spec_never_calls_what_is_not_a_module() -> None:
+    with pytest.raises(ValueError, match=r"not an nn\.Module class"):
+        build_net({"class_path": "os.system", "init_args": {"command": "true"}})

@@ -1,0 +1,142 @@
+"""The LightningModules: raw outputs, optimizers, checkpoints that rebuild their net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import LinearDataModule
+from lightning_modules import ClassificationModule, RegressionModule
+from lightning_modules.models import CircleModelV2, LinearRegressionModel, LinearRegressionModelV2
+from tests.conftest import RunCLI, load_state_dict
+
+
+def quick_trainer(tmp_path: Path, epochs: int = 3) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+
+
+def test_regression_module_returns_the_nets_output() -> None:
+    module = RegressionModule(net=LinearRegressionModelV2())
+    x = torch.rand(4, 1)
+    assert torch.equal(module(x), module.net(x))
+
+
+def test_classification_module_returns_logits() -> None:
+    net = CircleModelV2()
+    module = ClassificationModule(net=net)
+    with torch.no_grad():
+        net.layer_3.bias.fill_(5.0)
+    x = torch.rand(4, 2)
+    logits = module(x)
+    assert torch.equal(logits, module.net(x))
+    assert (logits > 1).any()  # not squashed into probabilities
+
+
+def test_defaults_are_the_notes_recipe() -> None:
+    module = RegressionModule(net=LinearRegressionModelV2())
+    optimizer = module.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    assert isinstance(module.loss_fn, torch.nn.L1Loss)
+    assert isinstance(ClassificationModule(net=CircleModelV2()).loss_fn, torch.nn.BCEWithLogitsLoss)
+
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [("SGD", torch.optim.SGD), ("Adam", torch.optim.Adam), ("AdamW", torch.optim.AdamW)],
+)
+def test_optimizer_is_chosen_by_name(name: str, cls: type) -> None:
+    module = ClassificationModule(net=CircleModelV2(), optimizer=name, lr=0.05)  # type: ignore[arg-type]
+    optimizer = module.configure_optimizers()
+    assert type(optimizer) is cls and optimizer.param_groups[0]["lr"] == 0.05
+
+
+def test_metrics_are_separate_objects_per_stage() -> None:
+    module = ClassificationModule(net=CircleModelV2())
+    assert set(module.train_metrics.keys()) == {"train/acc", "train/f1", "train/auroc"}
+    assert module.train_metrics["train/acc"] is not module.val_metrics["val/acc"]
+
+
+def test_checkpoint_of_a_module_built_in_python_rebuilds_its_net(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = RegressionModule(net=LinearRegressionModel())
+    trainer = quick_trainer(tmp_path)
+    trainer.fit(module, LinearDataModule())
+    path = tmp_path / "notebook.ckpt"
+    trainer.save_checkpoint(path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["net"] == {
+        "class_path": "lightning_modules.models.LinearRegressionModel",
+        "init_args": {},
+    }
+    loaded = RegressionModule.load_from_checkpoint(path)
+    assert isinstance(loaded.net, LinearRegressionModel)
+    assert torch.equal(loaded.state_dict()["net.weights"], module.state_dict()["net.weights"])
+
+
+def test_checkpoint_of_a_cli_run_rebuilds_its_net(run_cli: RunCLI, tmp_path: Path) -> None:
+    code, _ = run_cli(
+        "fit", "circles.yaml", "--trainer.max_epochs", "2", "--model.net.hidden_units", "16"
+    )
+    assert code == 0
+    path = tmp_path / "checkpoints" / "circles" / "last.ckpt"
+    loaded = ClassificationModule.load_from_checkpoint(path)
+    assert isinstance(loaded.net, CircleModelV2) and loaded.net.hidden_units == 16
+    assert torch.equal(
+        loaded.state_dict()["net.layer_1.weight"], load_state_dict(path)["net.layer_1.weight"]
+    )
+
+
+def test_load_from_checkpoint_refuses_unsafe_loading(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="weights_only=True"):
+        RegressionModule.load_from_checkpoint(tmp_path / "x.ckpt", weights_only=False)
+
+
+def test_learning_rate_given_on_resume_applies(run_cli: RunCLI, tmp_path: Path) -> None:
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")[0] == 0
+    code, _ = run_cli(
+        "fit",
+        "linear.yaml",
+        "--trainer.max_epochs",
+        "5",
+        "--ckpt_path",
+        "last",
+        "--model.lr",
+        "0.05",
+    )
+    assert code == 0
+    checkpoint = torch.load(tmp_path / "checkpoints/linear/last.ckpt", weights_only=True)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.05
+    assert checkpoint["hyper_parameters"]["lr"] == 0.05
+
+
+def test_full_batch_training_matches_the_notes_loop(tmp_path: Path) -> None:
+    """Lightning's loop is the notes' loop: the same seed gives the same weights."""
+    torch.manual_seed(42)
+    model_1 = LinearRegressionModelV2()
+    dm = LinearDataModule()
+    dm.setup("fit")
+    loss_fn = torch.nn.L1Loss()
+    optimizer = torch.optim.SGD(params=model_1.parameters(), lr=0.01)
+    for _ in range(20):
+        model_1.train()
+        loss = loss_fn(model_1(dm.train_set.features), dm.train_set.targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    torch.manual_seed(42)
+    module = RegressionModule(net=LinearRegressionModelV2())
+    quick_trainer(tmp_path, epochs=20).fit(module, LinearDataModule())
+    for ours, notes in zip(module.net.parameters(), model_1.parameters(), strict=True):
+        assert torch.equal(ours, notes)

@@ -1,0 +1,230 @@
+"""The plots, predictions and summary line a fit leaves behind (notes §2.1.2, §2.6.4, §2.6.6).
+
+Each config is fitted once, for a few epochs, into a temporary root; the tests
+then draw from what that fit wrote, as a user would after ``fit``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor
+
+from datamodules import CirclesDataModule, LinearDataModule
+from datamodules.split import SplitDataModule
+from lightning_modules import ClassificationModule, RegressionModule
+from lightning_modules.base import WorkflowModule
+from lightning_modules.models import CircleModelV2
+from training import cli
+from training.plots import plot_decision_boundary, write_fit_plots
+from training.predictions import fit_summary, write_predictions
+
+REPO = Path(__file__).parents[1]
+
+
+def fit(root: Path, config: str, epochs: int) -> Path:
+    """Fits ``configs/<config>.yaml`` under ``root`` and returns its log dir."""
+    args = ["fit", "--config", str(REPO / "configs" / f"{config}.yaml")]
+    args += ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs)]
+    # LightningCLI warns when it is handed args while sys.argv holds pytest's own.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["scripts/train.py"])
+        assert cli.main(args) == 0
+    return root / "logs" / config
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(tmp_path_factory.mktemp("linear"), "linear", epochs=5)
+
+
+@pytest.fixture(scope="module")
+def circles_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(tmp_path_factory.mktemp("circles"), "circles", epochs=10)
+
+
+def last_checkpoint(log_dir: Path) -> Path:
+    return log_dir.parents[1] / "checkpoints" / log_dir.name / "last.ckpt"
+
+
+def plot_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("plot_script", REPO / "scripts" / "plot.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_readable_pngs(paths: list[Path], names: list[str]) -> None:
+    assert [p.name for p in paths] == names
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            width, height = image.size
+        assert width >= 600 and height >= 400, f"{path.name} is only {width}x{height}"
+
+
+def test_linear_fit_plots(linear_run: Path) -> None:
+    datamodule = LinearDataModule(weight=0.7, bias=0.3)
+    module = RegressionModule.load_from_checkpoint(
+        last_checkpoint(linear_run), map_location="cpu", weights_only=True
+    )
+    paths = write_fit_plots(linear_run, datamodule, module)
+    assert_readable_pngs(paths, ["data.png", "loss_curves.png", "predictions.png"])
+    assert all(p.parent == linear_run for p in paths)
+
+
+def test_circles_fit_plots(circles_run: Path) -> None:
+    datamodule = CirclesDataModule(n_samples=1000, noise=0.03, random_state=42)
+    module = ClassificationModule.load_from_checkpoint(
+        last_checkpoint(circles_run), map_location="cpu", weights_only=True
+    )
+    paths = write_fit_plots(circles_run, datamodule, module)
+    assert_readable_pngs(paths, ["data.png", "loss_curves.png", "decision_boundary.png"])
+
+
+class Blobs(SplitDataModule):
+    """Four classes in the plane: what a multi-class decision boundary is drawn over."""
+
+    def make_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        from sklearn.datasets import make_blobs
+
+        X, y = make_blobs(200, centers=4, random_state=1)
+        features, labels = torch.tensor(X, dtype=torch.float), torch.tensor(y)
+        return features[:150], labels[:150], features[150:], labels[150:]
+
+
+def test_decision_boundary_of_several_classes(tmp_path: Path) -> None:
+    module = ClassificationModule(CircleModelV2(out_features=4), num_classes=4)
+    path = plot_decision_boundary(Blobs(), module, tmp_path / "decision_boundary.png")
+    assert_readable_pngs([path], ["decision_boundary.png"])
+
+
+def predict(module: WorkflowModule, datamodule: SplitDataModule, root: Path) -> list:
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    batches = trainer.predict(module, datamodule=datamodule)
+    assert batches is not None
+    return batches
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_write_predictions_gives_one_row_per_sample(
+    circles_run: Path, tmp_path: Path, batch_size: int | None
+) -> None:
+    datamodule = CirclesDataModule(n_samples=100, batch_size=batch_size)
+    module = ClassificationModule.load_from_checkpoint(
+        last_checkpoint(circles_run), map_location="cpu", weights_only=True
+    )
+    batches = predict(module, datamodule, tmp_path)
+
+    path = write_predictions(batches, tmp_path / "predictions.csv")
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["x0", "x1", "prediction", "target"]
+    assert len(rows) == len(datamodule.test_set) == 20
+    assert [float(r["target"]) for r in rows] == datamodule.test_set.targets.tolist()
+    assert {float(r["prediction"]) for r in rows} <= {0.0, 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"], "temp file left behind"
+
+
+def test_write_predictions_of_a_regression(linear_run: Path, tmp_path: Path) -> None:
+    datamodule = LinearDataModule()
+    module = RegressionModule.load_from_checkpoint(
+        last_checkpoint(linear_run), map_location="cpu", weights_only=True
+    )
+    path = write_predictions(predict(module, datamodule, tmp_path), tmp_path / "p.csv")
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["x0", "prediction", "target"]
+    assert len(rows) == 10
+    assert rows[0]["x0"] == "0.8"
+
+
+@dataclass
+class FinishedTrainer:
+    current_epoch: int
+    callback_metrics: dict[str, Tensor]
+
+
+def test_fit_summary_is_one_line_train_then_val() -> None:
+    trainer = FinishedTrainer(
+        current_epoch=200,
+        callback_metrics={
+            "val/mae": torch.tensor(0.000331),
+            "val/loss": torch.tensor(0.000331),
+            "train/mse": torch.tensor(1.234567e-6),
+            "train/loss": torch.tensor(0.0013123),
+        },
+    )
+    line = fit_summary(trainer, "checkpoints/linear/best.ckpt", "logs/linear")
+    assert line == (
+        "Done: epoch 199 | train/loss 0.001312 train/mse 1.235e-06"
+        " | val/loss 0.000331 val/mae 0.000331"
+        " | best: checkpoints/linear/best.ckpt | logs: logs/linear"
+    )
+
+
+def test_plot_script_redraws_a_fit(
+    linear_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_dir = tmp_path / "logs" / "linear"
+    shutil.copytree(linear_run, log_dir)
+    shutil.copytree(last_checkpoint(linear_run).parent, tmp_path / "checkpoints" / "linear")
+    for png in log_dir.glob("*.png"):
+        png.unlink()
+
+    assert plot_script().main([str(log_dir)]) == 0
+
+    names = ["data.png", "loss_curves.png", "predictions.png"]
+    assert capsys.readouterr().out.split() == [str(log_dir / n) for n in names]
+    assert_readable_pngs([log_dir / n for n in names], names)
+
+
+def assert_fails_cleanly(argv: list[str], capsys: pytest.CaptureFixture[str], says: str) -> None:
+    assert plot_script().main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert says in err
+    assert "Traceback" not in err
+
+
+def test_plot_script_refuses_a_missing_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_fails_cleanly([str(tmp_path / "logs" / "nope")], capsys, "is not a directory")
+
+
+def test_plot_script_refuses_a_dir_without_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_fails_cleanly([str(tmp_path)], capsys, "has no config.yaml")
+
+
+def test_plot_script_refuses_a_run_without_checkpoint(
+    linear_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_dir = tmp_path / "logs" / "linear"
+    shutil.copytree(linear_run, log_dir)
+    (log_dir / "config.yaml").write_text(
+        (log_dir / "config.yaml").read_text().replace(str(linear_run.parents[1]), str(tmp_path))
+    )
+    assert_fails_cleanly([str(log_dir)], capsys, "fit the run first")

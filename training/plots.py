@@ -1,0 +1,354 @@
+"""The notes' plots of a fit, written as PNGs beside its ``metrics.csv``.
+
+The notes look at every stage of the workflow: the data before training
+(§2.1.2, §3.1), the predictions against the data after it (§2.6.4) and the
+loss curves (§2.6.6); for the circles, the course draws the decision boundary.
+``write_fit_plots`` draws all of them for a finished fit; ``redraw_fit_plots``
+draws them again later from what the fit left behind (``config.yaml`` and a
+checkpoint), for ``scripts/plot.py``.
+
+Figures are built with ``matplotlib.figure.Figure`` and saved with the Agg
+canvas, never through ``pyplot``: no window, no global figure state, nothing
+to close, and a plot can be drawn on a machine without a display.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from datamodules.split import SplitDataModule
+from lightning_modules.base import WorkflowModule
+from lightning_modules.classification import ClassificationModule
+from training.csv_log import METRICS_FILE, read_metrics
+from training.errors import UserError
+from training.run_checkpoint import BEST, LAST
+from training.runs import checkpoint_dir, read_checkpoint
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+CONFIG_FILE = "config.yaml"
+DATA_PNG = "data.png"
+LOSS_CURVES_PNG = "loss_curves.png"
+PREDICTIONS_PNG = "predictions.png"
+DECISION_BOUNDARY_PNG = "decision_boundary.png"
+
+FIGSIZE = (10, 7)
+DPI = 100
+CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
+
+
+def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=DPI, layout="constrained")
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    """Writes the PNG whole or not at all: a killed redraw leaves the previous file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        figure.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _splits(datamodule: SplitDataModule) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    datamodule.setup("fit")  # makes the splits once; a no-op when they exist
+    train, test = datamodule.train_set, datamodule.test_set
+    return train.features, train.targets, test.features, test.targets
+
+
+def _predict(module: WorkflowModule, features: Tensor) -> Tensor:
+    """The module's predictions for ``features``, as the notes compute them (§2.4).
+
+    The module is used in the mode the fit (or ``load_from_checkpoint``) left
+    it: the Trainer owns modes. The configs' nets have no batch norm and no
+    dropout (``CircleModelV2``'s ``dropout`` is 0), so both modes give the
+    same outputs.
+    """
+    with torch.inference_mode():
+        return module.prediction(module(features))
+
+
+def _class_colours(num_classes: int) -> Normalize:
+    from matplotlib.colors import Normalize
+
+    return Normalize(vmin=0, vmax=num_classes - 1)
+
+
+def _scatter_classes(
+    ax: Axes, features: Tensor, labels: Tensor, num_classes: int, marker: str, split: str
+) -> None:
+    """One scatter per class, so that each class has its own legend entry."""
+    norm = _class_colours(num_classes)
+    for k in range(num_classes):
+        chosen = labels == k
+        if chosen.any():
+            ax.scatter(
+                features[chosen, 0],
+                features[chosen, 1],
+                c=[k] * int(chosen.sum()),
+                cmap=CMAP,
+                norm=norm,
+                marker=marker,
+                s=20 if marker == "o" else 40,
+                edgecolors="k" if marker == "o" else None,
+                linewidths=0.5 if marker == "o" else 1.5,
+                label=f"{split}, class {k}",
+            )
+
+
+def _notes_legend(ax: Axes) -> None:
+    """The notes' ``legend(prop={"size": 14})``, with markers large enough to see."""
+    from matplotlib.collections import PathCollection
+
+    legend = ax.legend(prop={"size": 14})
+    for handle in legend.legend_handles:
+        if isinstance(handle, PathCollection):
+            handle.set_sizes([40])
+
+
+def _num_classes(*labels: Tensor) -> int:
+    return max(2, int(max(int(y.max()) for y in labels)) + 1)
+
+
+def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
+    """Notes §2.1.2 and §3.1: the training and test data before any model.
+
+    One feature (the straight line): ``y`` against ``X``, train in blue and test
+    in green. Two features (the circles): the points in the plane coloured by
+    label, train as circles and test as crosses.
+    """
+    X_train, y_train, X_test, y_test = _splits(datamodule)
+    figure = _figure()
+    ax = figure.subplots()
+    features = X_train.shape[1] if X_train.ndim == 2 else 1
+    if features == 1:
+        ax.scatter(X_train, y_train, c="b", s=4, label="Training data")
+        ax.scatter(X_test, y_test, c="g", s=4, label="Testing data")
+        ax.set_xlabel("X")
+        ax.set_ylabel("y")
+        _notes_legend(ax)
+    elif features == 2:
+        num_classes = _num_classes(y_train, y_test)
+        _scatter_classes(ax, X_train, y_train, num_classes, "o", "train")
+        _scatter_classes(ax, X_test, y_test, num_classes, "x", "test")
+        ax.set_xlabel("X0")
+        ax.set_ylabel("X1")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend()
+    else:
+        raise ValueError(f"plot_data draws data with 1 or 2 features, not {features}")
+    ax.set_title(f"Training and test data ({len(X_train)} train, {len(X_test)} test)")
+    return _save(figure, path)
+
+
+def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
+    """Notes §2.6.6: the train and validation loss of every epoch, from ``metrics.csv``."""
+    rows = read_metrics(metrics_csv)
+    figure = _figure()
+    ax = figure.subplots()
+    drawn = False
+    for key, label in (("train/loss", "Train loss"), ("val/loss", "Validation loss")):
+        epochs = [int(float(r["epoch"])) for r in rows if r.get(key)]
+        if epochs:
+            ax.plot(epochs, [float(r[key]) for r in rows if r.get(key)], label=label)
+            drawn = True
+    if not drawn:
+        raise ValueError(f"{metrics_csv} holds no train/loss or val/loss rows")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("Training and validation loss curves")
+    ax.set_xlabel("Epochs")
+    ax.set_ylabel("Loss")
+    ax.legend()
+    return _save(figure, path)
+
+
+def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: Path) -> Path:
+    """Notes §2.6.4: the model's predictions on the test data beside the true line."""
+    X_train, y_train, X_test, y_test = _splits(datamodule)
+    predictions = _predict(module, X_test)
+    figure = _figure()
+    ax = figure.subplots()
+    ax.scatter(X_train, y_train, c="b", s=4, label="Training data")
+    ax.scatter(X_test, y_test, c="g", s=4, label="Testing data")
+    # Hollow rings, so that the test points stay visible where the predictions meet them.
+    ax.scatter(X_test, predictions, s=60, facecolors="none", edgecolors="r", label="Predictions")
+    mae = float((predictions - y_test).abs().mean())
+    ax.set_title(f"Predictions on the test data (mean absolute error {mae:.3g})")
+    ax.set_xlabel("X")
+    ax.set_ylabel("y")
+    _notes_legend(ax)
+    return _save(figure, path)
+
+
+def plot_decision_boundary(
+    datamodule: SplitDataModule, module: ClassificationModule, path: Path
+) -> Path:
+    """The class the model predicts at every point of the plane, train and test side by side.
+
+    The course's ``plot_decision_boundary``: predictions over a grid that spans
+    the data, filled with the colour of the predicted class, the data on top.
+    """
+    import numpy as np
+
+    X_train, y_train, X_test, y_test = _splits(datamodule)
+    everything = torch.cat([X_train, X_test])
+    low, high = everything.min(dim=0).values, everything.max(dim=0).values
+    margin = 0.1 * (high - low)
+    low, high = low - margin, high + margin
+    xx, yy = torch.meshgrid(
+        torch.linspace(float(low[0]), float(high[0]), 201),
+        torch.linspace(float(low[1]), float(high[1]), 201),
+        indexing="xy",
+    )
+    grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    surface = _predict(module, grid).reshape(xx.shape)
+    num_classes = module.num_classes
+    levels = np.arange(num_classes + 1) - 0.5
+
+    figure = _figure((14, 7))
+    for ax, split, X, y in zip(
+        figure.subplots(1, 2, sharex=True, sharey=True),
+        ("Train", "Test"),
+        (X_train, X_test),
+        (y_train, y_test),
+        strict=True,
+    ):
+        ax.contourf(
+            xx, yy, surface, levels=levels, cmap=CMAP, norm=_class_colours(num_classes), alpha=0.7
+        )
+        _scatter_classes(ax, X, y, num_classes, "o", split.lower())
+        accuracy = float((_predict(module, X) == y).float().mean())
+        ax.set_title(f"{split} ({len(X)} points, accuracy {accuracy:.1%})")
+        ax.set_xlabel("X0")
+        ax.set_ylabel("X1")
+        ax.set_aspect("equal", adjustable="box")
+        ax.legend(loc="upper right")
+    figure.suptitle("Decision boundary: the class predicted at every point", fontsize=14)
+    return _save(figure, path)
+
+
+def write_fit_plots(
+    log_dir: Path, datamodule: SplitDataModule, module: WorkflowModule
+) -> list[Path]:
+    """Writes the plots of a fit into ``log_dir`` and returns their paths.
+
+    ``data.png`` and ``loss_curves.png`` always; then ``predictions.png`` for a
+    regression or ``decision_boundary.png`` for a classification.
+    """
+    log_dir = Path(log_dir)
+    paths = [
+        plot_data(datamodule, log_dir / DATA_PNG),
+        plot_loss_curves(log_dir / METRICS_FILE, log_dir / LOSS_CURVES_PNG),
+    ]
+    if isinstance(module, ClassificationModule):
+        paths.append(plot_decision_boundary(datamodule, module, log_dir / DECISION_BOUNDARY_PNG))
+    else:
+        paths.append(plot_predictions(datamodule, module, log_dir / PREDICTIONS_PNG))
+    return paths
+
+
+def _import_class(class_path: Any, base: type, what: str) -> Any:
+    """The class at ``package.module.Class``; only subclasses of ``base`` are accepted."""
+    module_name, _, class_name = str(class_path).rpartition(".")
+    try:
+        cls = (
+            getattr(importlib.import_module(module_name), class_name, None) if module_name else None
+        )
+    except ImportError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise UserError(
+            f"config.yaml names {what} {class_path!r}, which is not a {base.__name__};"
+            " pass the log dir of a fit of this project"
+        )
+    return cls
+
+
+def _load_config(log_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    path = log_dir / CONFIG_FILE
+    if not log_dir.is_dir():
+        raise UserError(f"{log_dir} is not a directory; pass a fit's log dir, logs/<name>")
+    if not path.is_file():
+        raise UserError(
+            f"{log_dir} has no {CONFIG_FILE}; pass the log dir of a fit, logs/<name>"
+            " (validate, test and predict write none)"
+        )
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise UserError(f"cannot read {path} ({error}); fit the run again to rewrite it") from error
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(key), dict) for key in ("model", "data")
+    ):
+        raise UserError(f"{path} has no model and data sections; fit the run again to rewrite it")
+    return config
+
+
+def find_checkpoint(log_dir: Path, config: dict[str, Any]) -> Path:
+    """``checkpoints/<name>/best.ckpt``, else ``last.ckpt``, beside ``logs/<name>``.
+
+    ``<name>`` is the log dir's own name, so an earlier run moved aside to
+    ``logs/<name>.1`` finds ``checkpoints/<name>.1``. The root is the log dir's
+    grandparent; if the logs were moved away from the checkpoints, the
+    ``trainer.default_root_dir`` the fit ran with.
+    """
+    roots = [log_dir.parent.parent]
+    configured = (config.get("trainer") or {}).get("default_root_dir")
+    if configured:
+        roots.append(Path(configured))
+    for root in roots:
+        for file in (BEST, LAST):
+            path = checkpoint_dir(root, log_dir.name) / file
+            if path.is_file():
+                return path
+    looked = " or ".join(str(checkpoint_dir(root, log_dir.name)) for root in dict.fromkeys(roots))
+    raise UserError(
+        f"no {BEST} or {LAST} in {looked}; fit the run first (or resume it with --ckpt_path last)"
+    )
+
+
+def redraw_fit_plots(log_dir: Path) -> list[Path]:
+    """Draws a finished fit's plots again from its ``config.yaml`` and checkpoint.
+
+    The datamodule is rebuilt from the config, so the data are the ones the
+    fit saw; the module comes from the checkpoint, loaded the safe way.
+    """
+    log_dir = Path(log_dir)
+    config = _load_config(log_dir)
+    if not (log_dir / METRICS_FILE).is_file():
+        raise UserError(f"{log_dir} has no {METRICS_FILE}; fit the run first")
+    data_class: type[SplitDataModule] = _import_class(
+        config["data"].get("class_path"), SplitDataModule, "data"
+    )
+    model_class: type[WorkflowModule] = _import_class(
+        config["model"].get("class_path"), WorkflowModule, "model"
+    )
+    try:
+        datamodule = data_class(**(config["data"].get("init_args") or {}))
+    except (TypeError, ValueError) as error:
+        raise UserError(
+            f"cannot rebuild the data from {log_dir / CONFIG_FILE}: {error};"
+            " fit the run again to rewrite it"
+        ) from error
+    checkpoint = find_checkpoint(log_dir, config)
+    read_checkpoint(checkpoint)  # says in one line what is wrong with a bad file
+    module = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    return write_fit_plots(log_dir, datamodule, module)

@@ -1,0 +1,93 @@
+"""What a run tells its user when it is done: predictions as a CSV, and one summary line.
+
+The notes look at the predictions of the trained model next to the true
+values (§2.4, §2.6.4) and print the epoch's losses as training goes (§2.3.2).
+``write_predictions`` keeps the first as a file a person can open;
+``fit_summary`` says the second once, at the end of a fit, with where the
+checkpoint and the logs are.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class FinishedFit(Protocol):
+    """The two things ``fit_summary`` reads from a ``Trainer`` after ``fit``."""
+
+    @property
+    def current_epoch(self) -> int: ...
+
+    @property
+    def callback_metrics(self) -> Mapping[str, Tensor]: ...
+
+
+def _column(tensor: Tensor, what: str) -> Tensor:
+    """One value per sample: ``(N,)`` or ``(N, 1)`` becomes ``(N,)``."""
+    flat = tensor.reshape(len(tensor), -1)
+    if flat.shape[1] != 1:
+        raise ValueError(f"expected one {what} per sample, got shape {tuple(tensor.shape)}")
+    return flat[:, 0]
+
+
+def write_predictions(batches: list[dict[str, Tensor]], path: Path) -> Path:
+    """Writes ``predict_step``'s batches as ``x0, .., x{d-1}, prediction, target`` rows.
+
+    One row per sample, in the order of the batches. The file is written to a
+    temporary file beside ``path`` and renamed over it, so a reader never sees
+    half of it.
+    """
+    if not batches:
+        raise ValueError("no predictions to write: the predict dataloader gave no batches")
+    features = torch.cat([b["features"] for b in batches]).detach().cpu()
+    features = features.reshape(len(features), -1)
+    prediction = _column(torch.cat([b["prediction"] for b in batches]).detach().cpu(), "prediction")
+    target = _column(torch.cat([b["target"] for b in batches]).detach().cpu(), "target")
+    if not len(features) == len(prediction) == len(target):
+        raise ValueError(
+            f"{len(features)} features, {len(prediction)} predictions and {len(target)} targets"
+        )
+    header = [f"x{i}" for i in range(features.shape[1])] + ["prediction", "target"]
+    # numpy's str() of a float32 is its shortest exact form: 0.02, not 0.019999999552965164.
+    rows = zip(features.numpy(), prediction.numpy(), target.numpy(), strict=True)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for x, p, t in rows:
+                writer.writerow([*(str(v) for v in x), str(p), str(t)])
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def fit_summary(trainer: FinishedFit, best_path: str | Path | None, log_dir: str | Path) -> str:
+    """One line: the last epoch's train and val metrics, the best checkpoint and the logs.
+
+    ``Done: epoch 199 | train/loss 0.001312 train/mae ... | val/loss ... | best: ... | logs: ...``
+    """
+    metrics = trainer.callback_metrics
+    last = trainer.current_epoch - 1  # current_epoch counts the epochs finished
+    parts = [f"Done: epoch {last}" if last >= 0 else "Done: no epoch trained"]
+    for stage in ("train/", "val/"):
+        values = [
+            f"{key} {float(metrics[key]):.4g}" for key in sorted(metrics) if key.startswith(stage)
+        ]
+        if values:
+            parts.append(" ".join(values))
+    parts.append(f"best: {best_path or 'none'}")
+    parts.append(f"logs: {log_dir}")
+    return " | ".join(parts)
