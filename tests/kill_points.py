@@ -24,8 +24,10 @@ class KillAt(Callback):
     """Kills the process in epoch ``epoch``.
 
     ``at``: ``"batch"`` after training batch ``batch`` (mid-epoch);
-    ``"before_rename"`` when the epoch's ``last.ckpt`` is fully written to its
-    temporary file but not yet renamed; ``"mid_write"`` halfway through writing it.
+    ``"mid_write"`` halfway through writing the epoch's ``last.ckpt``;
+    ``"before_rename"`` when it is fully written to its temporary file but not
+    yet renamed; ``"after_save"`` right after the rename, before Lightning logs
+    the epoch's training metrics.
     """
 
     def __init__(self, epoch: int, at: str = "batch", batch: int = 0) -> None:
@@ -45,12 +47,20 @@ class KillAt(Callback):
             _die()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Runs before RunCheckpoint's hook (Lightning orders checkpoint callbacks last),
-        # so the next checkpoint write is the one that dies.
+        # Armed at the epoch's start: the next file write is this epoch's last.ckpt
+        # (metrics.csv rows are appended, not renamed, after epoch 0).
         if trainer.current_epoch != self.epoch:
             return
+        real_replace = os.replace
         if self.at == "before_rename":
             os.replace = lambda *args, **kwargs: _die()  # type: ignore[assignment]
+        elif self.at == "after_save":
+
+            def replace_then_die(*args: Any, **kwargs: Any) -> None:
+                real_replace(*args, **kwargs)
+                _die()
+
+            os.replace = replace_then_die
         elif self.at == "mid_write":
             real_save = torch.save
 

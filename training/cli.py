@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
@@ -220,12 +219,12 @@ class WorkflowCLI(LightningCLI):
         if self.subcommand == "fit":
             check_writable(checkpoint_dir(root, name).parent)
             check_writable(log_dir(root, name).parent)
-            if config.ckpt_path is None:
+            if config.ckpt_path is None and self.trainer.is_global_zero:
                 moved = keep_earlier_run(root, name)
                 if moved:
-                    rank_zero_info(
-                        f"Run {name!r} existed; the earlier run is kept in "
-                        + " and ".join(str(m) for m in moved)
+                    kept = " and ".join(str(m) for m in moved)
+                    print(
+                        f"Run {name!r} existed; the earlier run is kept in {kept}", file=sys.stderr
                     )
         elif self.subcommand == "predict":
             check_writable(log_dir(root, name))

@@ -65,9 +65,17 @@ class ResumableCSVLogger(Logger):
         self._pending.append(row)
 
     @rank_zero_only
-    def continue_from(self, epoch: int) -> None:
-        """Keeps the rows of epochs ``0 .. epoch-1``, the ones a checkpoint at ``epoch`` holds."""
-        rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epoch]
+    def continue_from(self, epochs_done: int, pending_rows: list[dict[str, Any]]) -> None:
+        """Keeps the rows of the epochs a checkpoint holds, ``0 .. epochs_done - 1``.
+
+        Rows a killed run wrote after its checkpoint are dropped; ``pending_rows``
+        (rows the checkpoint holds that were due just after it) are written if
+        the kill came before them.
+        """
+        rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epochs_done]
+        for pending in pending_rows:
+            if not any(_same_row(row, pending) for row in rows):
+                rows.append(pending)
         self._columns = _columns_of(rows)
         self._rewrite(rows)
         self._started = True
@@ -117,6 +125,11 @@ def _epoch(row: dict[str, Any]) -> int:
         return int(float(row["epoch"]))
     except (TypeError, ValueError):
         return -1
+
+
+def _same_row(row: dict[str, Any], pending: dict[str, Any]) -> bool:
+    """Whether ``row`` (read back as text) is the row ``pending`` stands for."""
+    return all(str(row.get(key)) == str(value) for key, value in pending.items())
 
 
 def _columns_of(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[str]:

@@ -1,12 +1,11 @@
 """``checkpoints/<name>/last.ckpt`` and ``best.ckpt``: what a run resumes and tests from.
 
-Lightning's ``ModelCheckpoint`` saves during an epoch's end, before that
-epoch's training metrics reach the logger, and with ``save_last=True`` beside a
-monitored ``save_top_k=1`` it refreshes ``last.ckpt`` only when the best
-improves. This callback instead writes ``last.ckpt`` at the boundary between
-two epochs, when everything of the finished epoch (weights, optimizer, loop
-counters, logged rows, RNG states) is settled, so a resume replays the next
-epoch exactly as an uninterrupted run would.
+With a monitored ``save_top_k=1`` and ``save_last=True``, Lightning's
+``ModelCheckpoint`` refreshes ``last.ckpt`` only when the best improves. This
+callback writes ``last.ckpt`` at the end of every training epoch (Lightning's
+own end-of-epoch resume point) with what Lightning leaves out: the RNG states,
+and the epoch's training row, which Lightning logs only after this hook; a
+resume writes that row if a kill took it, so ``metrics.csv`` reads as one run.
 
 Writing a file every epoch would cost more than a tiny epoch itself, so
 ``last.ckpt`` is written at most every ``every_n_seconds`` and always when the
@@ -61,6 +60,7 @@ class RunCheckpoint(Checkpoint):
         self._best_pending: dict[str, Any] | None = None
         self._last_write = 0.0
         self._saved_epoch = 0  # epochs finished when last.ckpt was written
+        self._pending_rows: list[dict[str, Any]] = []
         self._rng_to_restore: dict[str, Any] | None = None
 
     @property
@@ -76,7 +76,12 @@ class RunCheckpoint(Checkpoint):
         return str(self.best_path) if self.best_path.exists() else ""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "epochs_done": self._saved_epoch,
+            "pending_rows": self._pending_rows,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score = state_dict["best_score"]
@@ -91,11 +96,12 @@ class RunCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         self._rng_to_restore = checkpoint.get(RNG_KEY)
-        self._saved_epoch = checkpoint["epoch"]
+        state = checkpoint.get("callbacks", {}).get(self.state_key, {})
+        self._saved_epoch = state.get("epochs_done", checkpoint["epoch"])
         for logger in trainer.loggers:
             continue_from = getattr(logger, "continue_from", None)
             if callable(continue_from):
-                continue_from(checkpoint["epoch"])
+                continue_from(self._saved_epoch, state.get("pending_rows", []))
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero and self.dirpath.is_dir():
@@ -103,15 +109,25 @@ class RunCheckpoint(Checkpoint):
         self._last_write = time.monotonic()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # The previous epoch is complete here: its rows are logged, its counters settled.
-        if trainer.current_epoch > self._saved_epoch and self._due():
-            self._save(trainer)
+        # The first epoch after a resume draws its random numbers where the saved run stopped.
         if self._rng_to_restore is not None:
             restore_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check_finite(trainer, "train/loss")
+        if self._due():
+            # Lightning logs this epoch's training metrics right after this hook.
+            row = {
+                "epoch": trainer.current_epoch,
+                "step": trainer.fit_loop.epoch_loop._batches_that_stepped - 1,
+                **{
+                    k: v.item()
+                    for k, v in trainer.callback_metrics.items()
+                    if k.startswith("train/")
+                },
+            }
+            self._save(trainer, trainer.current_epoch + 1, [row])
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -126,17 +142,19 @@ class RunCheckpoint(Checkpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > self._saved_epoch:
-            self._save(trainer)
+            self._save(trainer, trainer.current_epoch, [])
         else:
             self._write_best(trainer)
 
     def _due(self) -> bool:
         return time.monotonic() - self._last_write >= self.every_n_seconds
 
-    def _save(self, trainer: L.Trainer) -> None:
+    def _save(
+        self, trainer: L.Trainer, epochs_done: int, pending_rows: list[dict[str, Any]]
+    ) -> None:
+        self._saved_epoch, self._pending_rows = epochs_done, pending_rows
         trainer.save_checkpoint(self.last_path, weights_only=False)
         self._write_best(trainer)
-        self._saved_epoch = trainer.current_epoch
         self._last_write = time.monotonic()
 
     def _write_best(self, trainer: L.Trainer) -> None:

@@ -1,0 +1,64 @@
+"""The command line as a user runs it: real processes, one after another."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tests.conftest import CONFIGS, RunCLI, snapshot, train_process
+
+
+def test_fit_then_test_from_the_best_checkpoint_in_a_new_process(tmp_path: Path) -> None:
+    config = str(CONFIGS / "circles.yaml")
+    fit = train_process(tmp_path, "fit", "--config", config, "--trainer.max_epochs", "30")
+    assert fit.returncode == 0, fit.stderr
+    run = tmp_path / "checkpoints" / "circles"
+    assert (run / "last.ckpt").is_file() and (run / "best.ckpt").is_file()
+    logs = tmp_path / "logs" / "circles"
+    assert {"metrics.csv", "config.yaml", "data.png", "loss_curves.png"} <= {p.name for p in logs.iterdir()}
+    summary = fit.stdout.strip().splitlines()[-1]
+    assert summary.startswith("Done: epoch 29") and "best: checkpoints/circles/best.ckpt" in summary
+    assert "Traceback" not in fit.stderr and "Warning" not in fit.stderr
+
+    test = train_process(tmp_path, "test", "--config", config, "--ckpt_path", "best")
+    assert test.returncode == 0, test.stderr
+    assert "test/acc" in test.stdout
+    with open(logs / "test" / "metrics.csv") as f:
+        assert 0.0 <= float(next(csv.DictReader(f))["test/acc"]) <= 1.0
+
+
+def test_validate_test_and_predict_leave_the_fit_alone(run_cli: RunCLI, tmp_path: Path) -> None:
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "5")[0] == 0
+    fit_files = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("logs/linear/predict")}
+    for subcommand in ("validate", "test", "predict"):
+        assert run_cli(subcommand, "linear.yaml", "--ckpt_path", "last")[0] == 0
+    after = snapshot(tmp_path)
+    assert all(after[k] == v for k, v in fit_files.items())
+    with open(tmp_path / "logs" / "linear" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 and set(rows[0]) == {"x0", "prediction", "target"}
+
+
+def test_a_new_fit_under_a_used_name_keeps_the_earlier_run(run_cli: RunCLI, tmp_path: Path) -> None:
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "2")[0] == 0
+    first = snapshot(tmp_path / "checkpoints" / "linear")
+    code, err = run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")
+    assert code == 0
+    assert "earlier run is kept in" in err
+    assert snapshot(tmp_path / "checkpoints" / "linear.1") == first
+    assert (tmp_path / "logs" / "linear.1" / "metrics.csv").is_file()
+    assert (tmp_path / "checkpoints" / "linear" / "last.ckpt").is_file()
+
+
+def test_resume_applies_a_longer_max_epochs(run_cli: RunCLI, tmp_path: Path) -> None:
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")[0] == 0
+    assert run_cli("fit", "linear.yaml", "--ckpt_path", "last", "--trainer.max_epochs", "7")[0] == 0
+    with open(tmp_path / "logs" / "linear" / "metrics.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [e for e in range(7) for _ in ("val", "train")]
+
+
+def test_help_lists_the_subcommands(tmp_path: Path) -> None:
+    result = train_process(tmp_path, "--help")
+    assert result.returncode == 0
+    assert all(s in result.stdout for s in ("fit", "validate", "test", "predict"))

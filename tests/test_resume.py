@@ -1,0 +1,116 @@
+"""Killed fits resume exactly: the same weights and the same log as one uninterrupted fit.
+
+Each fit runs as a real process that SIGKILLs itself at a chosen point (see
+``tests/kill_points.py``): mid-epoch, halfway through writing ``last.ckpt``,
+after writing it but before the rename, and after the rename but before the
+epoch's training row reaches ``metrics.csv``. ``last.ckpt`` is written after
+every epoch here (``--checkpoint.every_n_seconds 0``) so every kill point has
+a checkpoint before it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    CONFIGS,
+    TRAIN,
+    RunCLI,
+    assert_same_state,
+    load_state_dict,
+    process_env,
+    train_process,
+)
+
+EPOCHS = 6
+
+SCENARIOS = {
+    "linear": ("linear.yaml", []),
+    "circles": ("circles.yaml", []),
+    "minibatch_dropout": (
+        "circles.yaml",
+        ["--data.batch_size", "64", "--model.net.dropout", "0.2"],
+    ),
+}
+
+# (epoch, where) of the kill in each successive process; the last process finishes.
+KILLS = [(1, "after_save"), (2, "batch"), (3, "mid_write"), (4, "before_rename")]
+
+
+def kill_at(epoch: int, at: str, batch: int = 0) -> str:
+    callback = {"class_path": "kill_points.KillAt", "init_args": {"epoch": epoch, "at": at, "batch": batch}}
+    return "--trainer.callbacks=" + json.dumps([callback])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_kills_and_resumes_end_where_an_uninterrupted_fit_ends(
+    scenario: str, run_cli: RunCLI, tmp_path: Path
+) -> None:
+    config, extra = SCENARIOS[scenario]
+    name = Path(config).stem
+    reference = tmp_path / "reference"
+    common = ["--checkpoint.every_n_seconds", "0", "--trainer.max_epochs", str(EPOCHS), *extra]
+    assert run_cli("fit", config, *common, "--trainer.default_root_dir", str(reference))[0] == 0
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    args = ["fit", "--config", str(CONFIGS / config), *common]
+    for number, (epoch, at) in enumerate(KILLS):
+        # Mid-epoch for mini-batches: the kill lands after a few of the epoch's batches.
+        where = kill_at(epoch, at, batch=3 if extra else 0)
+        resume = ["--ckpt_path", "last"] if number else []
+        result = train_process(killed, *args, *resume, where)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    finished = train_process(killed, *args, "--ckpt_path", "last")
+    assert finished.returncode == 0, finished.stderr[-2000:]
+
+    run = Path("checkpoints") / name / "last.ckpt"
+    assert_same_state(load_state_dict(killed / run), load_state_dict(reference / run))
+    metrics = Path("logs") / name / "metrics.csv"
+    assert (killed / metrics).read_text() == (reference / metrics).read_text()
+    assert not list((killed / "checkpoints" / name).glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_kill_from_outside_at_any_moment_loses_nothing(run_cli: RunCLI, tmp_path: Path) -> None:
+    """SIGKILL from another process, whenever it lands, then resume to the end."""
+    epochs = ["--trainer.max_epochs", "400", "--checkpoint.every_n_seconds", "0"]
+    reference = tmp_path / "reference"
+    assert run_cli("fit", "linear.yaml", *epochs, "--trainer.default_root_dir", str(reference))[0] == 0
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    command = [sys.executable, str(TRAIN), "fit", "--config", str(CONFIGS / "linear.yaml"), *epochs]
+    last = killed / "checkpoints" / "linear" / "last.ckpt"
+    with subprocess.Popen(
+        command, cwd=killed, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as process:
+        deadline = time.monotonic() + 60
+        while not last.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finished = train_process(killed, *command[2:], "--ckpt_path", "last")
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert_same_state(load_state_dict(last), load_state_dict(reference / "checkpoints/linear/last.ckpt"))
+    metrics = Path("logs/linear/metrics.csv")
+    assert (killed / metrics).read_text() == (reference / metrics).read_text()
+
+
+def test_a_finished_fit_continues_exactly_with_more_epochs(run_cli: RunCLI, tmp_path: Path) -> None:
+    extra = ["--data.batch_size", "64", "--model.net.dropout", "0.2", "--checkpoint.every_n_seconds", "60"]
+    straight = tmp_path / "straight"
+    assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "4", "--trainer.default_root_dir", str(straight))[0] == 0
+    assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "2")[0] == 0
+    assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "4", "--ckpt_path", "last")[0] == 0
+    run = Path("checkpoints/circles/last.ckpt")
+    assert_same_state(load_state_dict(tmp_path / run), load_state_dict(straight / run))
