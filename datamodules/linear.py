@@ -40,7 +40,7 @@ class LinearDataModule(SplitDataModule):
                 f"train_fraction={train_fraction} of {num_points} points leaves a split empty;"
                 " use more points (a smaller step) or a fraction nearer 0.5"
             )
-        self.save_hyperparameters(ignore=["seed"])
+        self.save_hyperparameters()
         self.weight = weight
         self.bias = bias
         self.start = start

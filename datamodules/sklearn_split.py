@@ -1,7 +1,4 @@
-"""What the moons and blobs datamodules share: an sklearn toy dataset split by ``train_test_split``.
-
-``CirclesDataModule`` follows the same pattern and could move onto this base.
-"""
+"""What circles, moons and blobs share: an sklearn toy dataset split by ``train_test_split``."""
 
 from __future__ import annotations
 
@@ -48,8 +45,9 @@ class SklearnSplitDataModule(SplitDataModule):
                 f"test_size={test_size} of n_samples={n_samples} leaves a split empty;"
                 " use more samples"
             )
-        # Called here, it also records the arguments of the subclass's __init__.
-        self.save_hyperparameters(ignore=["seed"])
+        # Called here, it also records the arguments of the subclass's __init__;
+        # the seed is kept too, so a resume can check it shuffles the same way.
+        self.save_hyperparameters()
         self.n_samples = n_samples
         self.random_state = random_state
         self.test_size = test_size

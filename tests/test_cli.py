@@ -15,7 +15,9 @@ def test_fit_then_test_from_the_best_checkpoint_in_a_new_process(tmp_path: Path)
     run = tmp_path / "checkpoints" / "circles"
     assert (run / "last.ckpt").is_file() and (run / "best.ckpt").is_file()
     logs = tmp_path / "logs" / "circles"
-    assert {"metrics.csv", "config.yaml", "data.png", "loss_curves.png"} <= {p.name for p in logs.iterdir()}
+    assert {"metrics.csv", "config.yaml", "data.png", "loss_curves.png"} <= {
+        p.name for p in logs.iterdir()
+    }
     summary = fit.stdout.strip().splitlines()[-1]
     assert summary.startswith("Done: epoch 29") and "best: checkpoints/circles/best.ckpt" in summary
     assert "Traceback" not in fit.stderr and "Warning" not in fit.stderr
@@ -29,7 +31,9 @@ def test_fit_then_test_from_the_best_checkpoint_in_a_new_process(tmp_path: Path)
 
 def test_validate_test_and_predict_leave_the_fit_alone(run_cli: RunCLI, tmp_path: Path) -> None:
     assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "5")[0] == 0
-    fit_files = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("logs/linear/predict")}
+    fit_files = {
+        k: v for k, v in snapshot(tmp_path).items() if not k.startswith("logs/linear/predict")
+    }
     for subcommand in ("validate", "test", "predict"):
         assert run_cli(subcommand, "linear.yaml", "--ckpt_path", "last")[0] == 0
     after = snapshot(tmp_path)

@@ -45,7 +45,10 @@ KILLS = [(1, "after_save"), (2, "batch"), (3, "mid_write"), (4, "before_rename")
 
 
 def kill_at(epoch: int, at: str, batch: int = 0) -> str:
-    callback = {"class_path": "kill_points.KillAt", "init_args": {"epoch": epoch, "at": at, "batch": batch}}
+    callback = {
+        "class_path": "kill_points.KillAt",
+        "init_args": {"epoch": epoch, "at": at, "batch": batch},
+    }
     return "--trainer.callbacks=" + json.dumps([callback])
 
 
@@ -84,7 +87,9 @@ def test_a_kill_from_outside_at_any_moment_loses_nothing(run_cli: RunCLI, tmp_pa
     """SIGKILL from another process, whenever it lands, then resume to the end."""
     epochs = ["--trainer.max_epochs", "400", "--checkpoint.every_n_seconds", "0"]
     reference = tmp_path / "reference"
-    assert run_cli("fit", "linear.yaml", *epochs, "--trainer.default_root_dir", str(reference))[0] == 0
+    assert (
+        run_cli("fit", "linear.yaml", *epochs, "--trainer.default_root_dir", str(reference))[0] == 0
+    )
 
     killed = tmp_path / "killed"
     killed.mkdir()
@@ -101,16 +106,41 @@ def test_a_kill_from_outside_at_any_moment_loses_nothing(run_cli: RunCLI, tmp_pa
         assert process.wait(timeout=30) == -signal.SIGKILL
     finished = train_process(killed, *command[2:], "--ckpt_path", "last")
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert_same_state(load_state_dict(last), load_state_dict(reference / "checkpoints/linear/last.ckpt"))
+    assert_same_state(
+        load_state_dict(last), load_state_dict(reference / "checkpoints/linear/last.ckpt")
+    )
     metrics = Path("logs/linear/metrics.csv")
     assert (killed / metrics).read_text() == (reference / metrics).read_text()
 
 
 def test_a_finished_fit_continues_exactly_with_more_epochs(run_cli: RunCLI, tmp_path: Path) -> None:
-    extra = ["--data.batch_size", "64", "--model.net.dropout", "0.2", "--checkpoint.every_n_seconds", "60"]
+    extra = [
+        "--data.batch_size",
+        "64",
+        "--model.net.dropout",
+        "0.2",
+        "--checkpoint.every_n_seconds",
+        "60",
+    ]
     straight = tmp_path / "straight"
-    assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "4", "--trainer.default_root_dir", str(straight))[0] == 0
+    assert (
+        run_cli(
+            "fit",
+            "circles.yaml",
+            *extra,
+            "--trainer.max_epochs",
+            "4",
+            "--trainer.default_root_dir",
+            str(straight),
+        )[0]
+        == 0
+    )
     assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "2")[0] == 0
-    assert run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "4", "--ckpt_path", "last")[0] == 0
+    assert (
+        run_cli("fit", "circles.yaml", *extra, "--trainer.max_epochs", "4", "--ckpt_path", "last")[
+            0
+        ]
+        == 0
+    )
     run = Path("checkpoints/circles/last.ckpt")
     assert_same_state(load_state_dict(tmp_path / run), load_state_dict(straight / run))

@@ -41,10 +41,14 @@ def first_reason(message: str) -> str:
     """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if "Errors:" in lines:
-        reasons = lines[lines.index("Errors:") + 1 :]
-        if reasons and reasons[0].startswith("- "):
+        reasons = [
+            line[2:]
+            for line in lines[lines.index("Errors:") + 1 :]
+            if line.startswith("- ") and not line.startswith("- Expected a <class 'NoneType'>")
+        ]
+        if reasons:
             where = lines[0].rstrip(":") + ": " if lines[0].startswith("Parser key") else ""
-            return where + reasons[0][2:]
+            return where + reasons[0]
     return lines[0] if lines else message
 
 
@@ -178,9 +182,14 @@ class WorkflowCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as error:
-            cause = error.__cause__
-            reason = str(cause) if isinstance(cause, ValueError) else first_reason(str(error))
-            raise UserError(f"invalid configuration: {reason}") from error
+            # jsonargparse wraps the class's own ValueError in a report of every type it tried.
+            messages = []
+            inner: BaseException | None = error
+            while inner is not None:
+                messages.append(str(inner))
+                inner = inner.__cause__
+            report = next((m for m in messages if "Errors:" in m), messages[-1])
+            raise UserError(f"invalid configuration: {first_reason(report)}") from error
 
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is None:
@@ -276,11 +285,18 @@ def quiet_known_noise() -> None:
     # Metrics are logged once per epoch, never per step, so the step interval never applies.
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
-    class _NoAdvert(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "Tip: For seamless cloud logging" not in record.getMessage()
+    class _Drop(logging.Filter):
+        def __init__(self, start: str) -> None:
+            super().__init__()
+            self.start = start
 
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvert())
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith(self.start)
+
+    # An advert for a cloud service, printed on every fit.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_Drop("💡 Tip"))
+    # The seed is in the config; said before validation, it would precede every error line.
+    logging.getLogger("lightning.fabric.utilities.seed").addFilter(_Drop("Seed set to"))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -77,19 +77,22 @@ def keep_earlier_run(root: str | Path | None, name: str) -> list[Path]:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Loads a checkpoint the safe way (``weights_only=True``), or says what is wrong with it."""
+    unreadable = (
+        f"cannot read {path}: it is truncated, corrupt or not a checkpoint;"
+        " resume from another checkpoint (or fit again)"
+    )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
+        # torch names the class or function the pickle wanted to call ("unsupported GLOBAL").
+        if "unsupported global" in str(error).lower():
             raise UserError(
                 f"refused to load {path}: it holds objects that would run code when loaded;"
                 " only plain-data checkpoints are accepted"
             ) from error
-        raise UserError(f"cannot read {path}: it is corrupt or not a checkpoint") from error
+        raise UserError(unreadable) from error
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
-        raise UserError(
-            f"cannot read {path}: it is truncated or corrupt; resume from another checkpoint"
-        ) from error
+        raise UserError(unreadable) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint")
     if "net" not in checkpoint.get("hyper_parameters", {}):

@@ -1,0 +1,204 @@
+"""Bad input: one line that names the problem and the fix, a non-zero exit, nothing written.
+
+Each case runs the CLI in this process (fast) and checks the exit code, the
+message, that no traceback was printed and that no file changed. A few run as
+real processes, where what a user's terminal shows is the point.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_modules import RegressionModule
+from tests.conftest import CONFIGS, RunCLI, snapshot, train_process
+
+# (config, extra arguments, what the one line says)
+CASES = {
+    "missing checkpoint file": (
+        "linear.yaml",
+        ["--ckpt_path", "nope.ckpt"],
+        "checkpoint nope.ckpt does not exist",
+    ),
+    "no last checkpoint": (
+        "linear.yaml",
+        ["--name", "other", "--ckpt_path", "last"],
+        "run 'other' has no last checkpoint",
+    ),
+    "no best checkpoint": (
+        "linear.yaml",
+        ["--name", "other", "--ckpt_path", "best"],
+        "best.ckpt holds the best weights",
+    ),
+    "truncated checkpoint": (
+        "linear.yaml",
+        ["--ckpt_path", "truncated.ckpt"],
+        "it is truncated, corrupt",
+    ),
+    "not a checkpoint": (
+        "linear.yaml",
+        ["--ckpt_path", "garbage.ckpt"],
+        "corrupt or not a checkpoint",
+    ),
+    "another task's checkpoint": (
+        "circles.yaml",
+        ["--ckpt_path", "checkpoints/linear/last.ckpt"],
+        "the checkpoint holds LinearRegressionModelV2() but the config builds CircleModelV2(",
+    ),
+    "another optimizer": (
+        "linear.yaml",
+        ["--ckpt_path", "last", "--model.optimizer", "Adam"],
+        "trained with SGD, not Adam",
+    ),
+    "another seed": (
+        "linear.yaml",
+        ["--ckpt_path", "last", "--seed_everything", "7"],
+        "resume with --seed_everything 42",
+    ),
+    "gpu without a gpu": (
+        "linear.yaml",
+        ["--trainer.accelerator", "gpu"],
+        "asks for a GPU but this machine has none",
+    ),
+    "cuda without a gpu": (
+        "linear.yaml",
+        ["--trainer.accelerator", "cuda"],
+        "use --trainer.accelerator cpu",
+    ),
+    "max_epochs below the checkpoint": (
+        "linear.yaml",
+        ["--ckpt_path", "last", "--trainer.max_epochs", "2"],
+        "has already trained 3 epochs, more than --trainer.max_epochs 2;"
+        " pass --trainer.max_epochs 3 or more",
+    ),
+    "n_samples zero": (
+        "circles.yaml",
+        ["--data.n_samples", "0"],
+        "n_samples must be positive, got 0",
+    ),
+    "negative noise": (
+        "circles.yaml",
+        ["--data.noise", "-0.1"],
+        "noise must be zero or more, got -0.1",
+    ),
+    "train_fraction above 1": (
+        "linear.yaml",
+        ["--data.train_fraction", "1.5"],
+        "train_fraction must lie in (0, 1)",
+    ),
+    "train_fraction zero": (
+        "linear.yaml",
+        ["--data.train_fraction", "0"],
+        "train_fraction must lie in (0, 1)",
+    ),
+    "step zero": ("linear.yaml", ["--data.step", "0"], "step must be positive, got 0.0"),
+    "start not below end": ("linear.yaml", ["--data.start", "2"], "start must be below end"),
+    "lr zero": ("linear.yaml", ["--model.lr", "0"], "lr must be positive, got 0.0"),
+    "lr negative": ("circles.yaml", ["--model.lr", "-1"], "lr must be positive, got -1.0"),
+    "batch_size zero": (
+        "circles.yaml",
+        ["--data.batch_size", "0"],
+        "batch_size must be a positive integer or null",
+    ),
+    "unknown model key": ("linear.yaml", ["--model.foo", "1"], "Option 'foo' is not accepted"),
+    "unknown top-level key": ("linear.yaml", ["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    "unwritable root": (
+        "linear.yaml",
+        ["--trainer.default_root_dir", "a_file/root"],
+        "pass a writable --trainer.default_root_dir",
+    ),
+}
+
+
+@pytest.fixture
+def trained_run(run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 3-epoch linear run, a truncated and a garbage checkpoint, and a plain file."""
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")[0] == 0
+    last = tmp_path / "checkpoints" / "linear" / "last.ckpt"
+    (tmp_path / "truncated.ckpt").write_bytes(last.read_bytes()[:500])
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint" * 10)
+    (tmp_path / "a_file").write_text("a file where a folder is needed")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gets_one_line_and_changes_nothing(
+    case: str, trained_run: Path, run_cli: RunCLI
+) -> None:
+    config, args, message = CASES[case]
+    subcommand = "test" if case == "no best checkpoint" else "fit"
+    if case == "no best checkpoint":
+        args = [*args[:-1], "best"]
+        message = "run 'other' has no best checkpoint"
+    before = snapshot(trained_run)
+    code, err = run_cli(subcommand, config, *args)
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert snapshot(trained_run) == before
+
+
+def test_resuming_from_best_is_refused(trained_run: Path, run_cli: RunCLI) -> None:
+    code, err = run_cli("fit", "linear.yaml", "--ckpt_path", "best")
+    assert code == 2 and "resume with --ckpt_path last" in err
+
+
+def test_a_diverging_fit_stops_and_keeps_the_last_good_checkpoint(
+    run_cli: RunCLI, tmp_path: Path
+) -> None:
+    code, err = run_cli(
+        "fit", "linear.yaml", "--model.lr", "1e37", "--checkpoint.every_n_seconds", "0"
+    )
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: train/loss became inf at epoch 1; training stopped")
+    assert "checkpoints/linear/last.ckpt (trained 1 epochs)" in line and "--model.lr" in line
+    checkpoint = torch.load(tmp_path / "checkpoints/linear/last.ckpt", weights_only=True)
+    assert checkpoint["callbacks"]
+    assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
+    assert "Traceback" not in err
+
+
+class _RunsCode:
+    """Unpickling this would create ``path``: the proof that code ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.makedirs, (str(self.path),))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"net": _RunsCode(marker)}}, evil)
+
+    result = train_process(
+        tmp_path, "test", "--config", str(CONFIGS / "linear.yaml"), "--ckpt_path", str(evil)
+    )
+    assert result.returncode == 2
+    assert "refused to load" in result.stderr and "would run code" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(pickle.UnpicklingError):
+        RegressionModule.load_from_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    result = train_process(
+        tmp_path, "fit", "--config", str(CONFIGS / "circles.yaml"), "--data.noise", "-1"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid configuration: noise must be zero or more, got -1.0"
+    ]
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
