@@ -41,15 +41,24 @@ def first_reason(message: str) -> str:
     """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if "Errors:" in lines:
-        reasons = [
-            line[2:]
-            for line in lines[lines.index("Errors:") + 1 :]
-            if line.startswith("- ") and not line.startswith("- Expected a <class 'NoneType'>")
-        ]
+        reasons: list[list[str]] = []
+        for line in lines[lines.index("Errors:") + 1 :]:
+            if line.startswith("- "):
+                reasons.append([line[2:]])
+            elif reasons and not line.startswith("Given value"):
+                reasons[-1].append(line)
+        reasons = [r for r in reasons if not r[0].startswith("Expected a <class 'NoneType'>")]
         if reasons:
             where = lines[0].rstrip(":") + ": " if lines[0].startswith("Parser key") else ""
-            return where + reasons[0]
-    return lines[0] if lines else message
+            return where + _with_detail(reasons[0])
+    return _with_detail(lines) if lines else message
+
+
+def _with_detail(lines: list[str]) -> str:
+    """A line that ends in a colon is only a heading: the next line says what is wrong."""
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -245,7 +254,8 @@ class WorkflowCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
-        if not self.trainer.is_global_zero or self.trainer.interrupted:
+        # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
+        if not self.trainer.is_global_zero or self.trainer.interrupted or self.trainer.fast_dev_run:
             return
         from training.plots import write_fit_plots
         from training.predictions import fit_summary

@@ -1,0 +1,38 @@
+"""Every ``scripts/train.py`` command the README shows runs as written (with few epochs)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from training.cli import main
+
+
+def readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    lines = re.findall(r"^\.venv/bin/python scripts/train\.py (.+)$", text, flags=re.MULTILINE)
+    return [shlex.split(line.split("#")[0]) for line in lines]
+
+
+def test_the_readme_shows_the_main_commands() -> None:
+    commands = [" ".join(c) for c in readme_commands()]
+    assert (
+        "fit --config configs/circles.yaml --ckpt_path last --trainer.max_epochs 2000" in commands
+    )
+    assert "test --config configs/circles.yaml --ckpt_path best" in commands
+
+
+def test_readme_commands_run_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("sys.argv", ["scripts/train.py"])
+    for command in readme_commands():
+        # The last value of an option wins: every run is cut to two epochs, under tmp_path.
+        short = ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path)]
+        code = main([*command, *short])
+        assert code == 0, (command, capsys.readouterr().err[-500:])
