@@ -14,9 +14,10 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 from typing_extensions import Self
 
+from lightning_modules.batch_mean import BatchMean
 from lightning_modules.net_spec import build_net, net_spec
 
 OptimizerName = Literal["SGD", "Adam", "AdamW"]
@@ -52,10 +53,9 @@ class WorkflowModule(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        # "disable": a NaN loss must show in the epoch's loss, not be dropped.
-        self.train_loss = MeanMetric(nan_strategy="disable")
-        self.val_loss = MeanMetric(nan_strategy="disable")
-        self.test_loss = MeanMetric(nan_strategy="disable")
+        self.train_loss = BatchMean()
+        self.val_loss = BatchMean()
+        self.test_loss = BatchMean()
 
     def forward(self, features: Tensor) -> Tensor:
         """The raw model output: predictions for regression, logits for classification."""
@@ -78,7 +78,22 @@ class WorkflowModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        if self.trainer.world_size > 1:
+            loss = loss * self._share_of_global_batch(len(batch[1]))
+        return loss
+
+    def _share_of_global_batch(self, local_size: int) -> Tensor:
+        """Makes data-parallel gradients those of the global batch's mean loss.
+
+        Each rank holds a share of the batch and DDP averages the ranks'
+        gradients. The mean of per-rank means is the global mean only when the
+        shares are equal; weighting each rank's mean loss by
+        ``local_size * world_size / global_size`` makes it exact for any split.
+        """
+        local = torch.tensor(float(local_size), device=self.device)
+        global_size = self.trainer.strategy.reduce(local.clone(), reduce_op="sum")
+        return local * self.trainer.world_size / global_size
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
@@ -108,6 +109,9 @@ class WorkflowCLI(LightningCLI):
                 "accelerator": "auto",
                 "devices": 1,
                 "enable_progress_bar": sys.stderr.isatty(),
+                # The datamodules shard every batch across ranks themselves, without
+                # the duplicates Lightning's DistributedSampler pads uneven shards with.
+                "use_distributed_sampler": False,
             },
             auto_configure_optimizers=False,
             args=args,
@@ -237,7 +241,8 @@ class WorkflowCLI(LightningCLI):
         if self.subcommand == "fit":
             check_writable(checkpoint_dir(root, name).parent)
             check_writable(log_dir(root, name).parent)
-            if config.ckpt_path is None and self.trainer.is_global_zero:
+            # Before the Trainer launches its processes only rank 0's environment says rank 0.
+            if config.ckpt_path is None and rank_zero_only.rank == 0:  # type: ignore[attr-defined]
                 moved = keep_earlier_run(root, name)
                 if moved:
                     kept = " and ".join(str(m) for m in moved)
@@ -255,7 +260,8 @@ class WorkflowCLI(LightningCLI):
     def after_fit(self) -> None:
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
         # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
-        if not self.trainer.is_global_zero or self.trainer.interrupted or self.trainer.fast_dev_run:
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.interrupted or getattr(trainer, "fast_dev_run", False):
             return
         from training.plots import write_fit_plots
         from training.predictions import fit_summary
