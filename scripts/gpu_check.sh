@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in a few minutes: the GPU-marked tests, the two
+# default configs fitted on the GPU, and checkpoints moved GPU -> CPU and CPU -> GPU.
+# Writes gpu_results.txt (or "$OUT/gpu_results.txt" when OUT is set).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+make install >/dev/null
+PY=.venv/bin/python
+RESULTS="${OUT:-.}/gpu_results.txt"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+{
+  echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+  $PY -c 'import torch, lightning; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "| lightning", lightning.__version__)'
+  echo
+  echo "## GPU-marked tests"
+  $PY -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tail -3
+  for config in linear circles; do
+    echo
+    echo "## $config.yaml on the GPU"
+    /usr/bin/time -f "wall %es" $PY scripts/train.py fit --config configs/$config.yaml \
+      --trainer.accelerator gpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "^Done|^wall|error"
+    echo "## its best checkpoint tested on the CPU"
+    $PY scripts/train.py test --config configs/$config.yaml --ckpt_path best \
+      --trainer.accelerator cpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "test/|error"
+  done
+} > "$RESULTS" 2>&1
+cat "$RESULTS"
