@@ -261,7 +261,8 @@ class WorkflowCLI(LightningCLI):
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
         # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
         trainer = self.trainer
-        if not trainer.is_global_zero or trainer.interrupted or getattr(trainer, "fast_dev_run", False):
+        smoke_test = getattr(trainer, "fast_dev_run", False)
+        if not trainer.is_global_zero or trainer.interrupted or smoke_test:
             return
         from training.plots import write_fit_plots
         from training.predictions import fit_summary
