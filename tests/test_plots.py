@@ -228,3 +228,13 @@ def test_plot_script_refuses_a_run_without_checkpoint(
         (log_dir / "config.yaml").read_text().replace(str(linear_run.parents[1]), str(tmp_path))
     )
     assert_fails_cleanly([str(log_dir)], capsys, "fit the run first")
+
+
+def test_a_large_dataset_is_drawn_from_a_fixed_sample(tmp_path: Path) -> None:
+    from datamodules import CirclesDataModule
+    from training.plots import MAX_POINTS, plot_data
+
+    datamodule = CirclesDataModule(n_samples=3 * MAX_POINTS)
+    path = plot_data(datamodule, tmp_path / "data.png")
+    with Image.open(path) as image:
+        assert image.width >= 600

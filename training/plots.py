@@ -42,6 +42,7 @@ PREDICTIONS_PNG = "predictions.png"
 DECISION_BOUNDARY_PNG = "decision_boundary.png"
 
 FIGSIZE = (10, 7)
+MAX_POINTS = 10_000
 DPI = 100
 CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
 
@@ -70,6 +71,17 @@ def _splits(datamodule: SplitDataModule) -> tuple[Tensor, Tensor, Tensor, Tensor
     return train.features, train.targets, test.features, test.targets
 
 
+def _sample(num_points: int) -> Tensor | slice:
+    """Which of a split's points to draw: all, or ``MAX_POINTS`` of them, the same every time.
+
+    A million points draw as a solid blob, take half a minute and hundreds of
+    MiB; a fixed sample shows the same picture. Titles and scores use them all.
+    """
+    if num_points <= MAX_POINTS:
+        return slice(None)
+    return torch.randperm(num_points, generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
+
+
 def _predict(module: WorkflowModule, features: Tensor) -> Tensor:
     """The module's predictions for ``features``, as the notes compute them (§2.4).
 
@@ -92,6 +104,8 @@ def _scatter_classes(
     ax: Axes, features: Tensor, labels: Tensor, num_classes: int, marker: str, split: str
 ) -> None:
     """One scatter per class, so that each class has its own legend entry."""
+    keep = _sample(len(features))
+    features, labels = features[keep], labels[keep]
     norm = _class_colours(num_classes)
     for k in range(num_classes):
         chosen = labels == k
@@ -136,8 +150,9 @@ def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
     ax = figure.subplots()
     features = X_train.shape[1] if X_train.ndim == 2 else 1
     if features == 1:
-        ax.scatter(X_train, y_train, c="b", s=4, label="Training data")
-        ax.scatter(X_test, y_test, c="g", s=4, label="Testing data")
+        train, test = _sample(len(X_train)), _sample(len(X_test))
+        ax.scatter(X_train[train], y_train[train], c="b", s=4, label="Training data")
+        ax.scatter(X_test[test], y_test[test], c="g", s=4, label="Testing data")
         ax.set_xlabel("X")
         ax.set_ylabel("y")
         _notes_legend(ax)
@@ -182,13 +197,21 @@ def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: 
     """Notes §2.6.4: the model's predictions on the test data beside the true line."""
     X_train, y_train, X_test, y_test = _splits(datamodule)
     predictions = _predict(module, X_test)
+    mae = float((predictions - y_test).abs().mean())
+    train, test = _sample(len(X_train)), _sample(len(X_test))
     figure = _figure()
     ax = figure.subplots()
-    ax.scatter(X_train, y_train, c="b", s=4, label="Training data")
-    ax.scatter(X_test, y_test, c="g", s=4, label="Testing data")
+    ax.scatter(X_train[train], y_train[train], c="b", s=4, label="Training data")
+    ax.scatter(X_test[test], y_test[test], c="g", s=4, label="Testing data")
     # Hollow rings, so that the test points stay visible where the predictions meet them.
-    ax.scatter(X_test, predictions, s=60, facecolors="none", edgecolors="r", label="Predictions")
-    mae = float((predictions - y_test).abs().mean())
+    ax.scatter(
+        X_test[test],
+        predictions[test],
+        s=60,
+        facecolors="none",
+        edgecolors="r",
+        label="Predictions",
+    )
     ax.set_title(f"Predictions on the test data (mean absolute error {mae:.3g})")
     ax.set_xlabel("X")
     ax.set_ylabel("y")

@@ -15,7 +15,6 @@ fit ends. ``best.ckpt`` (lowest ``val/loss``, weights only: for
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -57,7 +56,8 @@ class RunCheckpoint(Checkpoint):
         self.monitor = monitor
         self.best_score = math.inf
         self.best_epoch = -1
-        self._best_pending: dict[str, Any] | None = None
+        self._best_state: dict[str, Any] | None = None
+        self._best_step = 0
         self._last_write = 0.0
         self._saved_epoch = 0  # epochs finished when last.ckpt was written
         self._pending_rows: list[dict[str, Any]] = []
@@ -115,30 +115,23 @@ class RunCheckpoint(Checkpoint):
             self._rng_to_restore = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check_finite(trainer, "train/loss")
+        # Validation has run by now. callback_metrics recomputes on every read: read once.
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self._check_finite(metrics, "train/loss", trainer.current_epoch)
+        score = self._check_finite(metrics, self.monitor, trainer.current_epoch)
+        if score is not None and score < self.best_score:
+            self.best_score, self.best_epoch = score, trainer.current_epoch
+            # The weights only: the rest of best.ckpt is filled in when it is written.
+            self._best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            self._best_step = trainer.global_step
         if self._due():
             # Lightning logs this epoch's training metrics right after this hook.
             row = {
                 "epoch": trainer.current_epoch,
                 "step": trainer.fit_loop.epoch_loop._batches_that_stepped - 1,
-                **{
-                    k: v.item()
-                    for k, v in trainer.callback_metrics.items()
-                    if k.startswith("train/")
-                },
+                **{k: v for k, v in metrics.items() if k.startswith("train/")},
             }
             self._save(trainer, trainer.current_epoch + 1, [row])
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        score = self._check_finite(trainer, self.monitor)
-        if score is not None and score < self.best_score:
-            self.best_score = score
-            self.best_epoch = trainer.current_epoch
-            # Lightning has no public way to take a checkpoint without writing it.
-            snapshot = trainer._checkpoint_connector.dump_checkpoint(weights_only=True)
-            self._best_pending = copy.deepcopy(snapshot)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > self._saved_epoch:
@@ -158,16 +151,19 @@ class RunCheckpoint(Checkpoint):
         self._last_write = time.monotonic()
 
     def _write_best(self, trainer: L.Trainer) -> None:
-        if self._best_pending is not None:
-            if trainer.is_global_zero:
-                atomic_torch_save(self._best_pending, self.best_path)
-            self._best_pending = None
+        if self._best_state is not None and trainer.is_global_zero:
+            # Lightning has no public way to build a checkpoint without writing it.
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=True)
+            checkpoint.update(
+                state_dict=self._best_state, epoch=self.best_epoch, global_step=self._best_step
+            )
+            atomic_torch_save(checkpoint, self.best_path)
+        self._best_state = None
 
-    def _check_finite(self, trainer: L.Trainer, key: str) -> float | None:
-        value = trainer.callback_metrics.get(key)
-        if value is None:
+    def _check_finite(self, metrics: dict[str, float], key: str, epoch: int) -> float | None:
+        score = metrics.get(key)
+        if score is None:
             return None
-        score = float(value)
         if not math.isfinite(score):
             last = (
                 f"{self.last_path} (trained {self._saved_epoch} epochs)"
@@ -175,7 +171,7 @@ class RunCheckpoint(Checkpoint):
                 else "none was written yet"
             )
             raise TrainingDiverged(
-                f"{key} became {score} at epoch {trainer.current_epoch}; training stopped and"
+                f"{key} became {score} at epoch {epoch}; training stopped and"
                 f" the last good checkpoint is kept: {last}. Lower the learning rate (--model.lr)"
             )
         return score
