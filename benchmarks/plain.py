@@ -1,21 +1,53 @@
-"""The plain side: the notes' §2.6 loop over in-memory tensors, no Lightning.
+"""The plain side: the notes' §2.6 loop over in-memory tensors, with no Lightning.
 
-Same nets, losses, optimizers, data and validation cadence (every epoch) as the
-project's configs. Mini-batches, where asked for, are a ``randperm`` per epoch
-cut by index slicing; validation walks the held-out split in order.
+Same nets, losses, optimizers, data and validation cadence (every epoch) as
+the project's configs. Mini-batches, where asked for, are a ``randperm`` per
+epoch cut by index slicing; validation walks the held-out split in order.
+
+The nets are written out here, as in the notes, rather than imported from
+``lightning_modules``: importing that package loads Lightning and torchmetrics,
+which would blur the memory and start-up comparisons.
+
+Run as a script (``python benchmarks/plain.py circles --n-samples 1000000
+--batch-size 1024``) it is one whole plain process, for the memory comparison.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
-
 SEED = 42
+
+
+class LinearRegressionModelV2(nn.Module):
+    """Notes §2.6.2.1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear_layer = nn.Linear(in_features=1, out_features=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear_layer(x)
+
+
+class CircleModelV2(nn.Module):
+    """The course's circle net: 2 → 10 → 10 → 1 with ReLU, as the project's default."""
+
+    def __init__(self, in_features: int = 2, hidden_units: int = 10) -> None:
+        super().__init__()
+        self.layer_1 = nn.Linear(in_features, hidden_units)
+        self.layer_2 = nn.Linear(hidden_units, hidden_units)
+        self.layer_3 = nn.Linear(hidden_units, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layer_3(self.relu(self.layer_2(self.relu(self.layer_1(x)))))
 
 
 @dataclass
@@ -53,11 +85,12 @@ def circles_data(n_samples: int = 1000) -> Splits:
     )
 
 
-def _batches(X: Tensor, y: Tensor, batch_size: int | None, shuffle: bool):
+def _batches(
+    X: Tensor, y: Tensor, batch_size: int | None, shuffle: bool
+) -> Iterator[tuple[Tensor, Tensor]]:
     if batch_size is None:
         yield X, y
-        return
-    if shuffle:
+    elif shuffle:
         order = torch.randperm(len(X))
         for start in range(0, len(X), batch_size):
             index = order[start : start + batch_size]
@@ -75,8 +108,8 @@ def fit(
     epochs: int,
     batch_size: int | None = None,
 ) -> float:
-    """The notes' loop; returns its wall-clock seconds."""
-    squeeze = data.y_train.dim() == 1  # logits (N, 1) against labels (N,)
+    """The notes' loop, training and validating every epoch; returns its seconds."""
+    squeeze = data.y_train.dim() == 1  # one logit per sample against 0/1 labels
     torch.manual_seed(SEED)
     start = time.perf_counter()
     for _epoch in range(epochs):
@@ -91,14 +124,12 @@ def fit(
         with torch.inference_mode():
             for X, y in _batches(data.X_test, data.y_test, batch_size, shuffle=False):
                 test_pred = model(X)
-                test_loss = loss_fn(test_pred.squeeze(dim=1) if squeeze else test_pred, y)
-    elapsed = time.perf_counter() - start
-    del loss, test_loss
-    return elapsed
+                loss_fn(test_pred.squeeze(dim=1) if squeeze else test_pred, y)
+    return time.perf_counter() - start
 
 
 def fit_linear(data: Splits, epochs: int = 200) -> float:
-    """configs/linear.yaml: LinearRegressionModelV2, L1 loss, SGD lr 0.01, full batch."""
+    """configs/linear.yaml: L1 loss, SGD at lr 0.01, full batch."""
     torch.manual_seed(SEED)
     model = LinearRegressionModelV2()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -106,8 +137,23 @@ def fit_linear(data: Splits, epochs: int = 200) -> float:
 
 
 def fit_circles(data: Splits, epochs: int, batch_size: int | None = None) -> float:
-    """configs/circles_course.yaml: CircleModelV2, BCEWithLogits, SGD lr 0.1."""
+    """configs/circles_course.yaml: BCEWithLogits, SGD at lr 0.1."""
     torch.manual_seed(SEED)
     model = CircleModelV2()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     return fit(model, nn.BCEWithLogitsLoss(), optimizer, data, epochs, batch_size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="One plain circles fit, as a whole process.")
+    parser.add_argument("task", choices=["circles"])
+    parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=1)
+    args = parser.parse_args()
+    seconds = fit_circles(circles_data(args.n_samples), args.epochs, args.batch_size)
+    print(f"fit {seconds:.3f}s")
+
+
+if __name__ == "__main__":
+    main()

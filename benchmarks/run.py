@@ -1,0 +1,404 @@
+"""Issue #5: the project against the notes' plain loop, each scenario both ways in one run.
+
+    python benchmarks/run.py              # every scenario, 5 alternating repeats each
+    python benchmarks/run.py --quick      # 2 repeats
+    python benchmarks/run.py --only linear --only process
+
+Both sides train the same net on the same data with the same batch size,
+epochs and validation every epoch. The plain side is ``plain.py`` (the notes'
+loop); the project side is ``project.py`` (the CLI's ``fit``, with checkpoints,
+CSV log and metrics on, as a user gets them). Sides alternate within every
+repeat and the table shows medians, with the min-max spread, because the
+machine may be shared. Fit times exclude making the data (and the plots the
+CLI draws after a fit); the whole-process and memory scenarios run each side
+as its own process, plots included, memory with at most 2 repeats.
+
+Torch runs on one thread (``--threads 1``) on both sides by default: on a busy
+2-core machine its default two threads spin against other processes and make
+a 1000-epoch fit of a tiny net 20x slower, noise that would swamp the ratios.
+``--threads 0`` keeps torch's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import plain
+import project
+import torch
+
+ROOT = project.ROOT
+PYTHON = sys.executable
+MILLION = 1_000_000
+SCENARIOS = ["linear", "circles", "million-1024", "million-8192", "process", "memory", "scaling"]
+# Scaling counts as flat when the slowest throughput is at least this share of the fastest.
+FLAT = 0.8
+
+
+@dataclass
+class Row:
+    number: int
+    scenario: str
+    unit: str
+    plain: list[float]
+    project: list[float]
+    target: str = ""
+    bound: float | None = None
+    higher_is_better: bool = False
+    bound_on_project: bool = False  # the bound applies to the project's value, not the ratio
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.project) / statistics.median(self.plain)
+
+    @property
+    def met(self) -> bool | None:
+        if self.bound is None:
+            return None
+        value = statistics.median(self.project) if self.bound_on_project else self.ratio
+        return value >= self.bound if self.higher_is_better else value <= self.bound
+
+
+Measure = Callable[[], float]
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Sends both sides' output, Lightning's logging included, to /dev/null (file descriptors)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (null, *saved):
+            os.close(fd)
+
+
+def alternate(sides: dict[str, Measure], repeats: int) -> dict[str, list[float]]:
+    """Runs the sides in turn, reversing the order every other repeat."""
+    results: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            gc.collect()
+            with quiet():
+                results[name].append(sides[name]())
+    return results
+
+
+def samples_per_second(n_train: int, seconds: list[float]) -> list[float]:
+    return [n_train / s for s in seconds]
+
+
+class Bench:
+    def __init__(self, repeats: int, threads: int) -> None:
+        self.repeats = repeats
+        self.env = dict(os.environ)
+        if threads > 0:
+            torch.set_num_threads(threads)
+            self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self._circles: dict[int, plain.Splits] = {}
+        self._throughput: dict[tuple[int, int], dict[str, list[float]]] = {}
+        self._warm = False
+
+    def circles_data(self, n_samples: int) -> plain.Splits:
+        if n_samples not in self._circles:
+            self._circles[n_samples] = plain.circles_data(n_samples)
+        return self._circles[n_samples]
+
+    def warm_up(self) -> None:
+        """First calls pay for lazy imports and first-use setup; neither side is timed for them."""
+        if not self._warm:
+            with quiet():
+                plain.fit_linear(plain.linear_data(), epochs=2)
+                plain.fit_circles(self.circles_data(1000), epochs=2)
+                project.fit_linear(epochs=2)
+                project.fit_circles(epochs=2)
+            self._warm = True
+
+    def run_process(self, args: list[str], cwd: str | Path) -> str:
+        """Runs one whole process; returns its stdout, or raises with the end of its stderr."""
+        done = subprocess.run(args, cwd=cwd, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            command = " ".join(args)
+            raise RuntimeError(f"{command} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def process_seconds(self, args: list[str], cwd: str | Path) -> float:
+        start = time.perf_counter()
+        self.run_process(args, cwd)
+        return time.perf_counter() - start
+
+    def peak_rss_mib(self, args: list[str], cwd: str | Path) -> float:
+        """Peak RSS of ``args``, measured by ``peak_rss.py`` as their parent (see there why)."""
+        wrapper = [PYTHON, str(ROOT / "benchmarks" / "peak_rss.py")]
+        return int(self.run_process([*wrapper, *args], cwd).split()[-1]) / 1024
+
+    # The scenarios of issue #5, each run both ways.
+
+    def linear(self) -> list[Row]:
+        self.warm_up()
+        data = plain.linear_data()
+        times = alternate(
+            {"plain": lambda: plain.fit_linear(data), "project": project.fit_linear},
+            self.repeats,
+        )
+        scenario = "linear, 50 points, 200 full-batch epochs"
+        return [Row(1, scenario, "fit s", times["plain"], times["project"], "<= 12x", 12)]
+
+    def circles(self) -> list[Row]:
+        self.warm_up()
+        data = self.circles_data(1000)
+        times = alternate(
+            {
+                "plain": lambda: plain.fit_circles(data, epochs=1000),
+                "project": lambda: project.fit_circles(epochs=1000),
+            },
+            self.repeats,
+        )
+        scenario = "circles, 1000 points, 1000 full-batch epochs"
+        return [Row(2, scenario, "fit s", times["plain"], times["project"], "<= 12x", 12)]
+
+    def throughput(self, n_samples: int, batch_size: int) -> dict[str, list[float]]:
+        """Training samples per second of one epoch (with its validation), measured once per run."""
+        key = (n_samples, batch_size)
+        if key not in self._throughput:
+            self.warm_up()
+            data = self.circles_data(n_samples)
+            times = alternate(
+                {
+                    "plain": lambda: plain.fit_circles(data, epochs=1, batch_size=batch_size),
+                    "project": lambda: project.fit_circles(1, n_samples, batch_size),
+                },
+                self.repeats,
+            )
+            self._throughput[key] = {
+                side: samples_per_second(data.n_train, seconds) for side, seconds in times.items()
+            }
+        return self._throughput[key]
+
+    def million(self, number: int, batch_size: int, bound: float) -> list[Row]:
+        rates = self.throughput(MILLION, batch_size)
+        scenario = f"circles, 1M points, batch {batch_size}, 1 epoch"
+        plain_rates, project_rates = rates["plain"], rates["project"]
+        target = f">= {bound}x"
+        return [Row(number, scenario, "samples/s", plain_rates, project_rates, target, bound, True)]
+
+    def process(self) -> list[Row]:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            counter = iter(range(10**6))
+
+            def project_fit() -> float:
+                root = f"{tmp}/project-{next(counter)}"
+                args = ["scripts/train.py", "fit", "--config", "configs/linear.yaml"]
+                args += ["--trainer.default_root_dir", root]
+                return self.process_seconds([PYTHON, *args], ROOT)
+
+            def plain_script() -> float:
+                cwd = Path(tmp) / f"plain-{next(counter)}"
+                cwd.mkdir()
+                script = ROOT / "benchmarks" / "plain_linear.py"
+                return self.process_seconds([PYTHON, str(script)], cwd)
+
+            def importing(module: str) -> Measure:
+                return lambda: self.process_seconds([PYTHON, "-c", f"import {module}"], tmp)
+
+            times = alternate(
+                {
+                    "plain": plain_script,
+                    "project": project_fit,
+                    "torch": importing("torch"),
+                    "lightning": importing("lightning"),
+                },
+                self.repeats,
+            )
+        whole = "whole process: plain_linear.py vs train.py fit linear.yaml"
+        imports = "`python -c 'import torch'` vs `... 'import lightning'`"
+        return [
+            Row(5, whole, "process s", times["plain"], times["project"], "<= 2.0x", 2.0),
+            Row(5, imports, "process s", times["torch"], times["lightning"]),
+        ]
+
+    def memory(self) -> list[Row]:
+        """At most 2 repeats: peak RSS is steady, and the CLI's plots of 1M points take long."""
+        size = ["circles", "--n-samples", str(MILLION), "--batch-size", "1024"]
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            counter = iter(range(10**6))
+
+            def rss(args: list[str]) -> Measure:
+                return lambda: self.peak_rss_mib(args, ROOT)
+
+            def cli_rss() -> float:
+                root = f"{tmp}/project-{next(counter)}"
+                overrides = project.circles_overrides(1, MILLION, 1024)
+                args = project.fit_args(project.CIRCLES, root, *overrides)
+                return self.peak_rss_mib([PYTHON, "scripts/train.py", *args], ROOT)
+
+            peaks = alternate(
+                {
+                    "plain": rss([PYTHON, "benchmarks/plain.py", *size]),
+                    "project": cli_rss,
+                    "project fit": rss([PYTHON, "benchmarks/project.py", *size]),
+                    "torch": rss([PYTHON, "-c", "import torch"]),
+                    "lightning": rss([PYTHON, "-c", "import lightning"]),
+                },
+                min(self.repeats, 2),
+            )
+        unit = "max RSS MiB"
+        whole = "peak RSS, circles 1M points, batch 1024, 1 epoch: `train.py fit`"
+        fit_only = "the same, fit only (no after-fit plots)"
+        imports = "`import torch` vs `import lightning`"
+        return [
+            Row(6, whole, unit, peaks["plain"], peaks["project"], "<= 1.5x", 1.5),
+            Row(6, fit_only, unit, peaks["plain"], peaks["project fit"]),
+            Row(6, imports, unit, peaks["torch"], peaks["lightning"]),
+        ]
+
+    def scaling(self) -> list[Row]:
+        """Throughput at three sizes, and the line ``seconds = fixed + n / marginal`` through them.
+
+        A cost paid once per fit (Trainer setup, saved config, sanity check, last
+        checkpoint) weighs most on the smallest fit; the line tells it apart from
+        the cost per sample.
+        """
+        rows = []
+        sizes = (10_000, 100_000, MILLION)
+        medians: dict[str, list[float]] = {"plain": [], "project": []}
+        for n in sizes:
+            rates = self.throughput(n, 1024)
+            for side in medians:
+                medians[side].append(statistics.median(rates[side]))
+            scenario = f"circles, {n:,} points, batch 1024, 1 epoch"
+            rows.append(Row(7, scenario, "samples/s", rates["plain"], rates["project"]))
+        flat = {side: [min(values) / max(values)] for side, values in medians.items()}
+        scenario = "throughput flatness: slowest n / fastest n"
+        target = f">= {FLAT} (project)"
+        rows.append(
+            Row(7, scenario, "share", flat["plain"], flat["project"], target, FLAT, True, True)
+        )
+        n_train = [float(self.circles_data(n).n_train) for n in sizes]
+        lines = {
+            side: statistics.linear_regression(
+                n_train, [n / r for n, r in zip(n_train, rates, strict=True)]
+            )
+            for side, rates in medians.items()
+        }
+        fixed = {side: [line.intercept] for side, line in lines.items()}
+        marginal = {side: [1 / line.slope] for side, line in lines.items()}
+        rows.append(
+            Row(7, "fixed cost per fit (line at n = 0)", "s", fixed["plain"], fixed["project"])
+        )
+        scenario = "marginal throughput (1 / slope of the line)"
+        rows.append(Row(7, scenario, "samples/s", marginal["plain"], marginal["project"]))
+        return rows
+
+    def scenario(self, name: str) -> list[Row]:
+        runs: dict[str, Callable[[], list[Row]]] = {
+            "linear": self.linear,
+            "circles": self.circles,
+            "million-1024": lambda: self.million(3, 1024, 0.5),
+            "million-8192": lambda: self.million(4, 8192, 0.8),
+            "process": self.process,
+            "memory": self.memory,
+            "scaling": self.scaling,
+        }
+        return runs[name]()
+
+
+def machine() -> list[str]:
+    import lightning
+    import torchmetrics
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+        )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return [
+        f"- CPU: {cpu}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)",
+        f"- torch {torch.__version__} ({torch.get_num_threads()} threads),"
+        f" lightning {lightning.__version__}, torchmetrics {torchmetrics.__version__},"
+        f" Python {platform.python_version()}",
+        f"- load average at start: {load}",
+    ]
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "samples/s":
+        return f"{value / 1000:,.0f}k"
+    if unit == "max RSS MiB":
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def cell(values: list[float], unit: str) -> str:
+    median = fmt(statistics.median(values), unit)
+    if len(values) < 2:
+        return median
+    return f"{median} ({fmt(min(values), unit)}-{fmt(max(values), unit)})"
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| # | scenario | unit | plain | project | project/plain | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        met = {None: "", True: "yes", False: "**no**"}[row.met]
+        lines.append(
+            f"| {row.number} | {row.scenario} | {row.unit} | {cell(row.plain, row.unit)}"
+            f" | {cell(row.project, row.unit)} | {row.ratio:.2f}x | {row.target} | {met} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5")
+    parser.add_argument("--repeats", type=int, help="alternating repeats per scenario")
+    parser.add_argument("--only", action="append", choices=SCENARIOS, help="repeatable")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (2 if args.quick else 5)
+    bench = Bench(repeats, args.threads)
+    print("## Lightning project vs the notes' plain loop (issue #5)\n")
+    print("\n".join(machine()), flush=True)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for name in args.only or SCENARIOS:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += bench.scenario(name)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"- load average at end: {load}\n")
+    print("\n".join(table(rows)))
+    print(
+        f"\nMedians of {repeats} alternating repeats (memory: at most 2), min-max beside them;"
+        f" {time.perf_counter() - start:.0f} s in all. Fit times exclude making the data;"
+        f" rows 5 and 6 are whole processes. Torch threads: {torch.get_num_threads()}."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
