@@ -10,7 +10,6 @@ import csv
 import importlib.util
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -159,23 +158,14 @@ def test_write_predictions_of_a_regression(linear_run: Path, tmp_path: Path) -> 
     assert rows[0]["x0"] == "0.8"
 
 
-@dataclass
-class FinishedTrainer:
-    current_epoch: int
-    callback_metrics: dict[str, Tensor]
-
-
 def test_fit_summary_is_one_line_train_then_val() -> None:
-    trainer = FinishedTrainer(
-        current_epoch=200,
-        callback_metrics={
-            "val/mae": torch.tensor(0.000331),
-            "val/loss": torch.tensor(0.000331),
-            "train/mse": torch.tensor(1.234567e-6),
-            "train/loss": torch.tensor(0.0013123),
-        },
-    )
-    line = fit_summary(trainer, "checkpoints/linear/best.ckpt", "logs/linear")
+    metrics = {
+        "val/mae": 0.000331,
+        "val/loss": 0.000331,
+        "train/mse": 1.234567e-6,
+        "train/loss": 0.0013123,
+    }
+    line = fit_summary(200, metrics, "checkpoints/linear/best.ckpt", "logs/linear")
     assert line == (
         "Done: epoch 199 | train/loss 0.001312 train/mse 1.235e-06"
         " | val/loss 0.000331 val/mae 0.000331"

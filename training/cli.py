@@ -21,7 +21,7 @@ from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO
-from training.csv_log import ResumableCSVLogger
+from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import UserError
 from training.run_checkpoint import BEST, RunCheckpoint
 from training.runs import (
@@ -271,7 +271,9 @@ class WorkflowCLI(LightningCLI):
         directory = log_dir(config.trainer.default_root_dir, config.name)
         write_fit_plots(directory, self.datamodule, self.model)
         best = checkpoint_dir(config.trainer.default_root_dir, config.name) / BEST
-        print(fit_summary(self.trainer, best if best.is_file() else None, directory))
+        metrics = final_metrics(directory / METRICS_FILE)
+        best_path = best if best.is_file() else None
+        print(fit_summary(self.trainer.current_epoch, metrics, best_path, directory))
 
     def predict(self, **kwargs: Any) -> None:
         """Predicts the held-out split and writes ``logs/<name>/predictions.csv``."""

@@ -65,17 +65,12 @@ class ResumableCSVLogger(Logger):
         self._pending.append(row)
 
     @rank_zero_only
-    def continue_from(self, epochs_done: int, pending_rows: list[dict[str, Any]]) -> None:
+    def continue_from(self, epochs_done: int) -> None:
         """Keeps the rows of the epochs a checkpoint holds, ``0 .. epochs_done - 1``.
 
-        Rows a killed run wrote after its checkpoint are dropped; ``pending_rows``
-        (rows the checkpoint holds that were due just after it) are written if
-        the kill came before them.
+        Rows a killed run wrote after its checkpoint are dropped.
         """
         rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epochs_done]
-        for pending in pending_rows:
-            if not any(_same_row(row, pending) for row in rows):
-                rows.append(pending)
         self._columns = _columns_of(rows)
         self._rewrite(rows)
         self._started = True
@@ -120,16 +115,19 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         ]
 
 
+def final_metrics(path: Path) -> dict[str, float]:
+    """Each metric's last value in a metrics file: the end of the run."""
+    final: dict[str, float] = {}
+    for row in read_metrics(path):
+        final.update((k, float(v)) for k, v in row.items() if v and k not in ("epoch", "step"))
+    return final
+
+
 def _epoch(row: dict[str, Any]) -> int:
     try:
         return int(float(row["epoch"]))
     except (TypeError, ValueError):
         return -1
-
-
-def _same_row(row: dict[str, Any], pending: dict[str, Any]) -> bool:
-    """Whether ``row`` (read back as text) is the row ``pending`` stands for."""
-    return all(str(row.get(key)) == str(value) for key, value in pending.items())
 
 
 def _columns_of(rows: list[dict[str, Any]], columns: list[str] | None = None) -> list[str]:

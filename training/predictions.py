@@ -14,20 +14,9 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import Tensor
-
-
-class FinishedFit(Protocol):
-    """The two things ``fit_summary`` reads from a ``Trainer`` after ``fit``."""
-
-    @property
-    def current_epoch(self) -> int: ...
-
-    @property
-    def callback_metrics(self) -> Mapping[str, Tensor]: ...
 
 
 def _column(tensor: Tensor, what: str) -> Tensor:
@@ -74,18 +63,19 @@ def write_predictions(batches: list[dict[str, Tensor]], path: Path) -> Path:
     return path
 
 
-def fit_summary(trainer: FinishedFit, best_path: str | Path | None, log_dir: str | Path) -> str:
+def fit_summary(
+    epochs_done: int,
+    metrics: Mapping[str, float],
+    best_path: str | Path | None,
+    log_dir: str | Path,
+) -> str:
     """One line: the last epoch's train and val metrics, the best checkpoint and the logs.
 
     ``Done: epoch 199 | train/loss 0.001312 train/mae ... | val/loss ... | best: ... | logs: ...``
     """
-    metrics = trainer.callback_metrics
-    last = trainer.current_epoch - 1  # current_epoch counts the epochs finished
-    parts = [f"Done: epoch {last}" if last >= 0 else "Done: no epoch trained"]
+    parts = [f"Done: epoch {epochs_done - 1}" if epochs_done > 0 else "Done: no epoch trained"]
     for stage in ("train/", "val/"):
-        values = [
-            f"{key} {float(metrics[key]):.4g}" for key in sorted(metrics) if key.startswith(stage)
-        ]
+        values = [f"{key} {metrics[key]:.4g}" for key in sorted(metrics) if key.startswith(stage)]
         if values:
             parts.append(" ".join(values))
     parts.append(f"best: {best_path or 'none'}")

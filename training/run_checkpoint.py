@@ -3,9 +3,9 @@
 With a monitored ``save_top_k=1`` and ``save_last=True``, Lightning's
 ``ModelCheckpoint`` refreshes ``last.ckpt`` only when the best improves. This
 callback writes ``last.ckpt`` at the end of every training epoch (Lightning's
-own end-of-epoch resume point) with what Lightning leaves out: the RNG states,
-and the epoch's training row, which Lightning logs only after this hook; a
-resume writes that row if a kill took it, so ``metrics.csv`` reads as one run.
+own end-of-epoch resume point), after the epoch's rows are logged, with what
+Lightning leaves out: the RNG states. A resume drops the rows a killed run
+wrote after its checkpoint, so ``metrics.csv`` reads as one run.
 
 Writing a file every epoch would cost more than a tiny epoch itself, so
 ``last.ckpt`` is written at most every ``every_n_seconds`` and always when the
@@ -60,7 +60,6 @@ class RunCheckpoint(Checkpoint):
         self._best_step = 0
         self._last_write = 0.0
         self._saved_epoch = 0  # epochs finished when last.ckpt was written
-        self._pending_rows: list[dict[str, Any]] = []
         self._rng_to_restore: dict[str, Any] | None = None
 
     @property
@@ -80,7 +79,6 @@ class RunCheckpoint(Checkpoint):
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "epochs_done": self._saved_epoch,
-            "pending_rows": self._pending_rows,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -101,7 +99,7 @@ class RunCheckpoint(Checkpoint):
         for logger in trainer.loggers:
             continue_from = getattr(logger, "continue_from", None)
             if callable(continue_from):
-                continue_from(self._saved_epoch, state.get("pending_rows", []))
+                continue_from(self._saved_epoch)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero and self.dirpath.is_dir():
@@ -125,27 +123,19 @@ class RunCheckpoint(Checkpoint):
             self._best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             self._best_step = trainer.global_step
         if self._due():
-            # Lightning logs this epoch's training metrics right after this hook.
-            row = {
-                "epoch": trainer.current_epoch,
-                "step": trainer.fit_loop.epoch_loop._batches_that_stepped - 1,
-                **{k: v for k, v in metrics.items() if k.startswith("train/")},
-            }
-            self._save(trainer, trainer.current_epoch + 1, [row])
+            self._save(trainer, trainer.current_epoch + 1)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > self._saved_epoch:
-            self._save(trainer, trainer.current_epoch, [])
+            self._save(trainer, trainer.current_epoch)
         else:
             self._write_best(trainer)
 
     def _due(self) -> bool:
         return time.monotonic() - self._last_write >= self.every_n_seconds
 
-    def _save(
-        self, trainer: L.Trainer, epochs_done: int, pending_rows: list[dict[str, Any]]
-    ) -> None:
-        self._saved_epoch, self._pending_rows = epochs_done, pending_rows
+    def _save(self, trainer: L.Trainer, epochs_done: int) -> None:
+        self._saved_epoch = epochs_done
         trainer.save_checkpoint(self.last_path, weights_only=False)
         self._write_best(trainer)
         self._last_write = time.monotonic()
