@@ -33,32 +33,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_group(commands: list[list[str]], cwd: Path, timeout: float = 180) -> list[int]:
-    """Starts the commands together, each in its own process group; kills all on overrun."""
+def run_group(commands: list[list[str]], cwd: Path, timeout: float = 180) -> None:
+    """Runs the commands together, each in its own process group; kills all on overrun.
+
+    Output goes to files, so that no process can block on a full pipe.
+    """
     env = {**process_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    processes = [
-        subprocess.Popen(
-            c,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        for c in commands
-    ]
+    logs = [cwd / f"process-{i}.log" for i in range(len(commands))]
+    processes = []
+    for command, log in zip(commands, logs, strict=True):
+        with open(log, "w") as out:
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     try:
-        for p in processes:
-            p.wait(timeout=timeout)
+        for process in processes:
+            process.wait(timeout=timeout)
     finally:
-        for p in processes:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    for p in processes:
-        assert p.returncode == 0, p.stderr.read()[-3000:] if p.stderr else ""
-    return [p.returncode for p in processes]
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    for process, log in zip(processes, logs, strict=True):
+        assert process.returncode == 0, log.read_text()[-3000:]
 
 
 def fit(*args: str) -> list[str]:
