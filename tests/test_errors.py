@@ -202,3 +202,16 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
         "error: invalid configuration: noise must be zero or more, got -1.0"
     ]
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
+
+
+def test_an_unknown_key_in_a_config_file_is_named(run_cli: RunCLI, tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    text = (CONFIGS / "linear.yaml").read_text().replace("    lr: 0.01", "    learning_rate: 0.01")
+    config.write_text(text)
+    code, err = run_cli("fit", str(config))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == (
+        "error: Parser key \"model\": Option 'learning_rate' is not accepted"
+        " (see --help for the options)"
+    )
+    assert not (tmp_path / "checkpoints").exists()
