@@ -68,11 +68,6 @@ class EpochBatchSampler(Sampler[Index]):
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
 
-    def global_batch_sizes(self) -> list[int]:
-        """The size of each batch summed over all ranks."""
-        full, rest = divmod(self.num_samples, self.batch_size)
-        return [self.batch_size] * full + ([rest] if rest else [])
-
     def _share(self, start: int, stop: int) -> tuple[int, int]:
         size = stop - start
         return (

@@ -1,4 +1,4 @@
-"""What the linear and circles datamodules share: two splits held as tensors."""
+"""What every datamodule shares: two splits held as tensors, batched reproducibly."""
 
 from __future__ import annotations
 

@@ -73,6 +73,10 @@ class WorkflowModule(L.LightningModule):
     def _step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
         features, targets = batch
         outputs = self(features)
+        if len(targets) == 0:
+            # A rank's share of a batch smaller than the number of ranks: no loss,
+            # no gradient, but the graph DDP expects.
+            return outputs.sum() * 0.0
         loss = self.loss_fn(self.loss_input(outputs), targets)
         getattr(self, f"{stage}_loss").update(loss.detach(), len(targets))
         getattr(self, f"{stage}_metrics").update(self.metric_input(outputs.detach()), targets)

@@ -33,9 +33,22 @@ def net_spec(net: nn.Module) -> NetSpec:
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
+# Checkpoints are untrusted data: they may only name nets from these modules.
+TRUSTED_MODULES = ("lightning_modules.models", "torch.nn")
+
+
 def build_net(spec: Mapping[str, Any]) -> nn.Module:
-    """Instantiates a spec; only ``nn.Module`` subclasses are ever called."""
+    """Instantiates a spec from a checkpoint.
+
+    Only ``nn.Module`` classes from ``TRUSTED_MODULES`` are imported and
+    called: importing any other module could run its code.
+    """
     module_name, _, class_name = str(spec["class_path"]).rpartition(".")
+    if not any(module_name == m or module_name.startswith(f"{m}.") for m in TRUSTED_MODULES):
+        raise ValueError(
+            f"{spec['class_path']!r} is not a net this project builds from a checkpoint;"
+            f" nets come from {' or '.join(TRUSTED_MODULES)}"
+        )
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"{spec['class_path']!r} is not an nn.Module class")

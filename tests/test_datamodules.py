@@ -87,7 +87,7 @@ def test_shuffle_order_is_a_function_of_seed_and_epoch() -> None:
 
 
 @pytest.mark.parametrize(
-    "num_samples, batch_size, replicas", [(800, None, 2), (801, None, 2), (100, 32, 3)]
+    "num_samples, batch_size, replicas", [(800, None, 2), (801, None, 2), (100, 32, 3), (41, 40, 2)]
 )
 def test_ranks_share_every_batch_without_duplicates_or_drops(
     num_samples: int, batch_size: int | None, replicas: int

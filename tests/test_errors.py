@@ -215,3 +215,19 @@ def test_an_unknown_key_in_a_config_file_is_named(run_cli: RunCLI, tmp_path: Pat
         " (see --help for the options)"
     )
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_max_epochs_is_checked_against_the_epochs_the_checkpoint_holds(run_cli: RunCLI) -> None:
+    """A checkpoint written at an epoch's end holds that epoch: 3 epochs, not 2."""
+    every_epoch = ["--checkpoint.every_n_seconds", "0"]
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3", *every_epoch)[0] == 0
+    code, err = run_cli("fit", "linear.yaml", "--ckpt_path", "last", "--trainer.max_epochs", "2")
+    assert code == 2 and "has already trained 3 epochs" in err
+
+
+def test_predict_refuses_several_processes(trained_run: Path, run_cli: RunCLI) -> None:
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    before = snapshot(trained_run)
+    code, err = run_cli("predict", "linear.yaml", "--ckpt_path", "last", *ddp)
+    assert code == 2 and "predict writes one predictions.csv from one process" in err
+    assert snapshot(trained_run) == before

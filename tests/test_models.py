@@ -82,6 +82,17 @@ def test_spec_rebuilds_the_same_architecture(model: nn.Module) -> None:
     assert rebuilt.load_state_dict(model.state_dict()) is not None
 
 
-def test_spec_never_calls_what_is_not_a_module() -> None:
-    with pytest.raises(ValueError, match=r"not an nn\.Module class"):
+def test_spec_from_a_checkpoint_builds_only_trusted_modules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(ValueError, match="is not a net this project builds"):
         build_net({"class_path": "os.system", "init_args": {"command": "true"}})
+    with pytest.raises(ValueError, match="is not a net this project builds"):
+        build_net({"class_path": "this.s"})  # importing `this` would print the Zen of Python
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match=r"not an nn\.Module class"):
+        build_net({"class_path": "torch.nn.functional.relu"})
+    linear = build_net(
+        {"class_path": "torch.nn.Linear", "init_args": {"in_features": 1, "out_features": 1}}
+    )
+    assert isinstance(linear, nn.Linear)

@@ -140,3 +140,13 @@ def test_full_batch_training_matches_the_notes_loop(tmp_path: Path) -> None:
     quick_trainer(tmp_path, epochs=20).fit(module, LinearDataModule())
     for ours, notes in zip(module.net.parameters(), model_1.parameters(), strict=True):
         assert torch.equal(ours, notes)
+
+
+def test_an_empty_share_of_a_batch_adds_nothing() -> None:
+    """Under DDP a rank's share of a last batch smaller than the ranks can be empty."""
+    module = RegressionModule(net=LinearRegressionModelV2())
+    loss = module._step((torch.zeros(0, 1), torch.zeros(0, 1)), "train")
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
+    assert module.train_loss.count == 0

@@ -23,7 +23,7 @@ from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import UserError
-from training.run_checkpoint import BEST, RunCheckpoint
+from training.run_checkpoint import BEST, RunCheckpoint, epochs_done
 from training.runs import (
     check_writable,
     checkpoint_dir,
@@ -175,7 +175,7 @@ class WorkflowCLI(LightningCLI):
 
     @staticmethod
     def _check_resume(config: Any, path: Path, checkpoint: dict[str, Any]) -> None:
-        done = int(checkpoint.get("epoch", 0))
+        done = epochs_done(checkpoint)
         max_epochs = config.trainer.max_epochs
         if max_epochs is not None and 0 <= max_epochs < done:
             raise UserError(
@@ -292,6 +292,11 @@ class WorkflowCLI(LightningCLI):
         self._prepare_run_dirs()
 
     def before_predict(self) -> None:
+        if self.trainer.world_size > 1:
+            raise UserError(
+                "predict writes one predictions.csv from one process;"
+                " drop --trainer.devices/--trainer.num_nodes/--trainer.strategy"
+            )
         self._prepare_run_dirs()
 
 

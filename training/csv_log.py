@@ -21,7 +21,7 @@ METRICS_FILE = "metrics.csv"
 
 
 class ResumableCSVLogger(Logger):
-    """Appends each logged row to ``<log_dir>/metrics.csv`` as it comes."""
+    """Appends the logged rows to ``<log_dir>/metrics.csv`` on every ``save()``."""
 
     def __init__(self, log_dir: str | Path) -> None:
         super().__init__()

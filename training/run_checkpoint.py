@@ -94,8 +94,7 @@ class RunCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         self._rng_to_restore = checkpoint.get(RNG_KEY)
-        state = checkpoint.get("callbacks", {}).get(self.state_key, {})
-        self._saved_epoch = state.get("epochs_done", checkpoint["epoch"])
+        self._saved_epoch = epochs_done(checkpoint)
         for logger in trainer.loggers:
             continue_from = getattr(logger, "continue_from", None)
             if callable(continue_from):
@@ -165,3 +164,13 @@ class RunCheckpoint(Checkpoint):
                 f" the last good checkpoint is kept: {last}. Lower the learning rate (--model.lr)"
             )
         return score
+
+
+def epochs_done(checkpoint: dict[str, Any]) -> int:
+    """How many epochs a checkpoint holds.
+
+    ``last.ckpt`` is written at the end of an epoch, before Lightning counts
+    that epoch in ``checkpoint["epoch"]``; this callback records the count.
+    """
+    state = checkpoint.get("callbacks", {}).get(RunCheckpoint.__qualname__, {})
+    return int(state.get("epochs_done", checkpoint.get("epoch", 0)))
