@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import plain
@@ -43,6 +44,13 @@ ROOT = project.ROOT
 PYTHON = sys.executable
 MILLION = 1_000_000
 SCENARIOS = ["linear", "circles", "million-1024", "million-8192", "process", "memory", "scaling"]
+# Run with --only gpu where there is a CUDA GPU: (samples, batch size, epochs), data on the GPU.
+GPU_RUNS = [
+    (MILLION, 8192, 3),
+    (MILLION, 65536, 3),
+    (10 * MILLION, 8192, 1),
+    (10 * MILLION, 65536, 1),
+]
 # Scaling counts as flat when the slowest throughput is at least this share of the fastest.
 FLAT = 0.8
 
@@ -312,6 +320,36 @@ class Bench:
         rows.append(Row(7, scenario, "samples/s", marginal["plain"], marginal["project"]))
         return rows
 
+    def gpu(self) -> list[Row]:
+        """Large circles fits on the GPU, both sides with the splits copied there once.
+
+        The batches are slices of the on-device copy; the project's shuffle
+        order is drawn on the CPU (the same batches on every device) and moved
+        there once per epoch.
+        """
+        if not torch.cuda.is_available():
+            raise SystemExit("error: the gpu scenario needs a CUDA GPU; run the others without it")
+        with quiet():  # CUDA context, kernels and cuBLAS set up before any clock runs
+            plain.fit_circles(self.circles_data(1000), 2, 64, device="cuda")
+            project.fit_circles(2, 1000, 64, accelerator="gpu")
+        rows = []
+        for n_samples, batch_size, epochs in GPU_RUNS:
+            data = self.circles_data(n_samples)
+            times = alternate(
+                {
+                    "plain": partial(plain.fit_circles, data, epochs, batch_size, "cuda"),
+                    "project": partial(project.fit_circles, epochs, n_samples, batch_size, "gpu"),
+                },
+                self.repeats,
+            )
+            rates = {
+                side: samples_per_second(data.n_train * epochs, seconds)
+                for side, seconds in times.items()
+            }
+            scenario = f"GPU: circles {n_samples:,} points, batch {batch_size}, {epochs} epochs"
+            rows.append(Row(8, scenario, "samples/s", rates["plain"], rates["project"]))
+        return rows
+
     def scenario(self, name: str) -> list[Row]:
         runs: dict[str, Callable[[], list[Row]]] = {
             "linear": self.linear,
@@ -321,6 +359,7 @@ class Bench:
             "process": self.process,
             "memory": self.memory,
             "scaling": self.scaling,
+            "gpu": self.gpu,
         }
         return runs[name]()
 
@@ -335,8 +374,10 @@ def machine() -> list[str]:
             (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
         )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    gpu = [f"- GPU: {torch.cuda.get_device_name()}"] if torch.cuda.is_available() else []
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)",
+        *gpu,
         f"- torch {torch.__version__} ({torch.get_num_threads()} threads),"
         f" lightning {lightning.__version__}, torchmetrics {torchmetrics.__version__},"
         f" Python {platform.python_version()}",
@@ -377,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5")
     parser.add_argument("--repeats", type=int, help="alternating repeats per scenario")
-    parser.add_argument("--only", action="append", choices=SCENARIOS, help="repeatable")
+    parser.add_argument(
+        "--only", action="append", choices=[*SCENARIOS, "gpu"], help="repeatable; gpu needs CUDA"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)

@@ -33,6 +33,12 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
     def __getitem__(self, index: Index) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         return self.features[index], self.targets[index]
 
+    def to(self, device: torch.device) -> TensorPairs:
+        """The pairs on ``device``: itself when already there, else one copy made there."""
+        if self.features.device == device:
+            return self
+        return TensorPairs(self.features.to(device), self.targets.to(device))
+
 
 class EpochBatchSampler(Sampler[Index]):
     """Yields one index per batch: a slice in order, or a shuffled index tensor.
@@ -43,6 +49,9 @@ class EpochBatchSampler(Sampler[Index]):
     ``set_epoch`` before every epoch. Under data parallelism each of
     ``num_replicas`` ranks takes its own contiguous share of every batch, so no
     sample is duplicated or dropped, even when the batch does not divide evenly.
+
+    The permutation is always drawn on the CPU, so the batches are the same on
+    every device; it moves to ``device`` (where the data are) once per epoch.
     """
 
     def __init__(
@@ -53,6 +62,7 @@ class EpochBatchSampler(Sampler[Index]):
         seed: int = 0,
         rank: int = 0,
         num_replicas: int = 1,
+        device: torch.device | None = None,
     ) -> None:
         self.num_samples = num_samples
         self.batch_size = batch_size or num_samples
@@ -60,6 +70,7 @@ class EpochBatchSampler(Sampler[Index]):
         self.seed = seed
         self.rank = rank
         self.num_replicas = num_replicas
+        self.device = device or torch.device("cpu")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,7 +90,7 @@ class EpochBatchSampler(Sampler[Index]):
         order = None
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.num_samples, generator=generator)
+            order = torch.randperm(self.num_samples, generator=generator).to(self.device)
         for start in range(0, self.num_samples, self.batch_size):
             lo, hi = self._share(start, min(start + self.batch_size, self.num_samples))
             yield slice(lo, hi) if order is None else order[lo:hi]

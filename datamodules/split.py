@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import lightning as L
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -46,9 +47,16 @@ class SplitDataModule(L.LightningDataModule):
             self.test_set = TensorPairs(X_test, y_test)
 
     def _loader(self, dataset: TensorPairs, shuffle: bool) -> DataLoader:
-        rank, replicas = 0, 1
+        """Batches of ``dataset``, cut where the model runs.
+
+        On a GPU the split is copied there once, when the loader is made, and
+        every batch is a slice of that copy: no per-batch host-to-device copy.
+        The splits themselves stay on the CPU for plots and for the next run.
+        """
+        rank, replicas, device = 0, 1, torch.device("cpu")
         if self.trainer is not None:
             rank, replicas = self.trainer.global_rank, self.trainer.world_size
+            device = self.trainer.strategy.root_device
         sampler = EpochBatchSampler(
             len(dataset),
             self.batch_size,
@@ -56,8 +64,9 @@ class SplitDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
             num_replicas=replicas,
+            device=device,
         )
-        return batch_loader(dataset, sampler)
+        return batch_loader(dataset.to(device), sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=self.batch_size is not None)

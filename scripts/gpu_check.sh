@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in a few minutes: the GPU-marked tests, the two
 # default configs fitted on the GPU, and checkpoints moved GPU -> CPU and CPU -> GPU.
+# Then the GPU rows of the benchmark (benchmarks/run.py --only gpu).
 # Writes gpu_results.txt (or "$OUT/gpu_results.txt" when OUT is set).
+# PY=python3 uses that interpreter as it is (a machine with no package index);
+# by default the project's venv is installed and used.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-make install >/dev/null
-PY=.venv/bin/python
+if [ -z "${PY:-}" ]; then
+  make install >/dev/null
+  PY=.venv/bin/python
+fi
 RESULTS="${OUT:-.}/gpu_results.txt"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -20,11 +25,15 @@ trap 'rm -rf "$WORK"' EXIT
   for config in linear circles; do
     echo
     echo "## $config.yaml on the GPU"
-    /usr/bin/time -f "wall %es" $PY scripts/train.py fit --config configs/$config.yaml \
-      --trainer.accelerator gpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "^Done|^wall|error"
+    start=$EPOCHREALTIME
+    $PY scripts/train.py fit --config configs/$config.yaml \
+      --trainer.accelerator gpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "^Done|error"
+    echo "$start $EPOCHREALTIME" | awk '{printf "whole process: %.1f s\n", $2 - $1}'
     echo "## its best checkpoint tested on the CPU"
     $PY scripts/train.py test --config configs/$config.yaml --ckpt_path best \
       --trainer.accelerator cpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "test/|error"
   done
+  echo
+  $PY benchmarks/run.py --only gpu --repeats "${REPEATS:-3}" 2>&1
 } > "$RESULTS" 2>&1
 cat "$RESULTS"

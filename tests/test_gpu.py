@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from datamodules import CirclesDataModule
+from lightning_modules import ClassificationModule
+from lightning_modules.models import CircleModelV2
 from tests.conftest import RunCLI, assert_same_state, load_state_dict
 
 pytestmark = [
@@ -75,3 +78,28 @@ def test_gpu_resume_is_exact(run_cli: RunCLI, tmp_path: Path) -> None:
     )
     run = Path("checkpoints/circles/last.ckpt")
     assert_same_state(load_state_dict(tmp_path / run), load_state_dict(straight / run))
+
+
+def test_batches_are_cut_from_one_copy_of_the_data_on_the_gpu() -> None:
+    import lightning as L
+
+    devices: list[str] = []
+
+    class RecordBatchDevice(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+            devices.append(batch[0].device.type)
+            assert trainer.train_dataloader.dataset.features.device.type == "cuda"
+
+    dm = CirclesDataModule(batch_size=64)
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[RecordBatchDevice()],
+    )
+    trainer.fit(ClassificationModule(CircleModelV2()), dm)
+    assert devices and set(devices) == {"cuda"}
+    assert dm.train_set.features.device.type == "cpu"  # the split itself stays for plots
