@@ -167,8 +167,15 @@ def test_callbacks_and_the_progress_bar_see_each_epochs_values(tmp_path: Path) -
 
     # val/acc cannot beat 1.0 once reached; patience 1 stops the fit there.
     stop = EarlyStopping(monitor="val/acc", mode="max", patience=1)
-    trainer = quick_trainer(tmp_path, epochs=50)
-    trainer.callbacks = [Record(), stop, *trainer.callbacks]
+    trainer = L.Trainer(
+        max_epochs=50,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=[Record(), stop],
+    )
     module = ClassificationModule(net=CircleModelV2(), optimizer="Adam", lr=0.05)
     trainer.fit(module, CirclesDataModule())
     assert set(seen[-1]) >= {
