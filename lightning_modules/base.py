@@ -133,7 +133,8 @@ class WorkflowModule(L.LightningModule):
         self.trainer.progress_bar_metrics[f"{stage}/loss"] = row[f"{stage}/loss"]
         for logger in self.loggers:
             logger.log_metrics(row, step=max(self.global_step - 1, 0))
-            logger.save()
+            if stage == "train":  # the epoch's rows go out together, before its checkpoint
+                logger.save()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

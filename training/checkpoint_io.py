@@ -1,4 +1,4 @@
-"""Checkpoint files that are either the old one or the new one, never half of each."""
+"""Checkpoints and run files that are either the old one or the new one, never half of each."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Writes a small text file whole or not at all: a kill leaves the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_stale_tmp_files(directory: Path) -> None:

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.net_spec import describe
-from training.checkpoint_io import AtomicCheckpointIO
+from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import UserError
 from training.run_checkpoint import BEST, RunCheckpoint, epochs_done
@@ -75,12 +75,19 @@ class OneLineErrorParser(LightningArgumentParser):
 class FitConfigSaver(SaveConfigCallback):
     """Writes the resolved ``config.yaml`` beside the metrics, for ``fit`` only.
 
-    ``validate``, ``test`` and ``predict`` leave what ``fit`` wrote alone.
+    ``validate``, ``test`` and ``predict`` leave what ``fit`` wrote alone. The
+    config was checked when it was parsed; Lightning's callback checks it again
+    while saving, which costs more than a small fit, so it is written as parsed.
     """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage == "fit":
-            super().setup(trainer, pl_module, stage)
+        if stage != "fit" or self.already_saved:
+            return
+        log_dir = Path(trainer.log_dir)  # on every rank: it may broadcast
+        if trainer.is_global_zero:
+            text = self.parser.dump(self.config, skip_none=False, skip_validation=True)
+            atomic_write_text(log_dir / self.config_filename, text)
+        self.already_saved = True
 
 
 def _seed_of(seed_everything: bool | int) -> int:

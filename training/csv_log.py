@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+
+from training.checkpoint_io import atomic_write_text
 
 METRICS_FILE = "metrics.csv"
 
@@ -91,14 +92,11 @@ class ResumableCSVLogger(Logger):
             csv.DictWriter(f, self._columns).writerows(rows)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        self._log_dir.mkdir(parents=True, exist_ok=True)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, self._columns)
         writer.writeheader()
         writer.writerows(rows)
-        tmp = self.metrics_path.with_name(f"{METRICS_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, self.metrics_path)
+        atomic_write_text(self.metrics_path, buffer.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
