@@ -43,6 +43,9 @@ DECISION_BOUNDARY_PNG = "decision_boundary.png"
 
 FIGSIZE = (10, 7)
 MAX_POINTS = 10_000
+# Rows per forward pass when predicting a whole split for a plot: a million rows
+# at once would hold a million rows of every layer's activations.
+PREDICT_CHUNK = 65_536
 DPI = 100
 CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
 
@@ -88,10 +91,12 @@ def _predict(module: WorkflowModule, features: Tensor) -> Tensor:
     The module is used in the mode the fit (or ``load_from_checkpoint``) left
     it: the Trainer owns modes. The configs' nets have no batch norm and no
     dropout (``CircleModelV2``'s ``dropout`` is 0), so both modes give the
-    same outputs.
+    same outputs. The split is predicted ``PREDICT_CHUNK`` rows at a time.
     """
     with torch.inference_mode():
-        return module.prediction(module(features))
+        return torch.cat(
+            [module.prediction(module(chunk)) for chunk in features.split(PREDICT_CHUNK)]
+        )
 
 
 def _class_colours(num_classes: int) -> Normalize:
@@ -230,8 +235,8 @@ def plot_decision_boundary(
     import numpy as np
 
     X_train, y_train, X_test, y_test = _splits(datamodule)
-    everything = torch.cat([X_train, X_test])
-    low, high = everything.min(dim=0).values, everything.max(dim=0).values
+    low = torch.minimum(X_train.min(dim=0).values, X_test.min(dim=0).values)
+    high = torch.maximum(X_train.max(dim=0).values, X_test.max(dim=0).values)
     margin = 0.1 * (high - low)
     low, high = low - margin, high + margin
     xx, yy = torch.meshgrid(
