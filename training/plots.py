@@ -53,7 +53,7 @@ CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
 def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    return Figure(figsize=figsize, dpi=DPI)
 
 
 def _save(figure: Figure, path: Path) -> Path:
