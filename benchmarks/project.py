@@ -9,12 +9,16 @@ clock starts, so ``make_circles`` is not timed, and reads the clock around the
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torchmetrics import MetricCollection
 
+from lightning_modules.base import WorkflowModule
 from training.cli import WorkflowCLI, quiet_known_noise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +90,30 @@ def fit_circles(
     epochs: int, n_samples: int = 1000, batch_size: int | None = None, accelerator: str = "cpu"
 ) -> float:
     return fit(CIRCLES, *circles_overrides(epochs, n_samples, batch_size, accelerator))
+
+
+@contextlib.contextmanager
+def metrics_off() -> Iterator[None]:
+    """A diagnostic, not a setting: modules built here get empty metric collections.
+
+    The loss is still computed, logged and checkpointed; only accuracy, F1,
+    AUROC (or MAE, MSE) are left out, to measure what they cost.
+    """
+    make_metrics = WorkflowModule.make_metrics
+
+    def without_metrics(self: WorkflowModule, metrics: MetricCollection) -> None:
+        make_metrics(self, MetricCollection({}))
+
+    WorkflowModule.make_metrics = without_metrics  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        WorkflowModule.make_metrics = make_metrics  # type: ignore[method-assign]
+
+
+def fit_circles_without_metrics(epochs: int, n_samples: int, batch_size: int | None) -> float:
+    with metrics_off():
+        return fit_circles(epochs, n_samples, batch_size)
 
 
 def main() -> None:

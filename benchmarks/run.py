@@ -370,7 +370,9 @@ class Bench:
     def floor(self) -> list[Row]:
         """The plain loop against a bare Trainer (``bare.py``): what Lightning's loop alone costs.
 
-        In these rows the "project" column is the bare Trainer, not the project.
+        In these rows the "project" column is the bare Trainer, not the project;
+        for the 1M runs also the project with its metrics left out (a diagnostic:
+        what the metrics cost).
         """
         self.warm_up()
         rows = []
@@ -387,14 +389,18 @@ class Bench:
                 {
                     "plain": partial(plain.fit_circles, data, 1, batch_size),
                     "bare": partial(bare.fit_circles, data, 1, batch_size),
+                    "no metrics": partial(
+                        project.fit_circles_without_metrics, 1, MILLION, batch_size
+                    ),
                 },
                 self.repeats,
             )
             rates = {side: samples_per_second(data.n_train, t) for side, t in times.items()}
-            scenario = f"floor: bare Trainer, circles 1M points, batch {batch_size}, 1 epoch"
-            rows.append(
-                Row(9, scenario, "samples/s", rates["plain"], rates["bare"], "", None, True)
-            )
+            for side, what in (("bare", "bare Trainer"), ("no metrics", "project, metrics off")):
+                scenario = f"floor: {what}, circles 1M points, batch {batch_size}, 1 epoch"
+                rows.append(
+                    Row(9, scenario, "samples/s", rates["plain"], rates[side], "", None, True)
+                )
         return rows
 
     def gpu(self) -> list[Row]:
