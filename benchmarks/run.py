@@ -138,7 +138,7 @@ class Bench:
             torch.set_num_threads(threads)
             self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self._circles: dict[int, plain.Splits] = {}
-        self._seconds: dict[tuple[int, int, int], dict[str, list[float]]] = {}
+        self._seconds: dict[tuple[int, int, int, bool], dict[str, list[float]]] = {}
         self._warm = False
 
     def circles_data(self, n_samples: int) -> plain.Splits:
@@ -202,17 +202,24 @@ class Bench:
         return [Row(2, scenario, "fit s", times["plain"], times["project"], "<= 12x", 12)]
 
     def fit_seconds(
-        self, n_samples: int, batch_size: int, epochs: int = 1
+        self, n_samples: int, batch_size: int, epochs: int = 1, gpu: bool = False
     ) -> dict[str, list[float]]:
-        """Seconds of circles fits (training and validation), measured once per run."""
-        key = (n_samples, batch_size, epochs)
+        """Seconds of circles fits (training and validation), measured once per run.
+
+        With ``gpu`` both sides copy the splits to the GPU once and cut every
+        batch from that copy.
+        """
+        key = (n_samples, batch_size, epochs, gpu)
         if key not in self._seconds:
             self.warm_up()
             data = self.circles_data(n_samples)
+            device, accelerator = ("cuda", "gpu") if gpu else ("cpu", "cpu")
             self._seconds[key] = alternate(
                 {
-                    "plain": partial(plain.fit_circles, data, epochs, batch_size),
-                    "project": partial(project.fit_circles, epochs, n_samples, batch_size),
+                    "plain": partial(plain.fit_circles, data, epochs, batch_size, device),
+                    "project": partial(
+                        project.fit_circles, epochs, n_samples, batch_size, accelerator
+                    ),
                 },
                 self.repeats,
             )
@@ -417,16 +424,10 @@ class Bench:
             project.fit_circles(2, 1000, 64, accelerator="gpu")
         rows = []
         for n_samples, batch_size, epochs in GPU_RUNS:
-            data = self.circles_data(n_samples)
-            times = alternate(
-                {
-                    "plain": partial(plain.fit_circles, data, epochs, batch_size, "cuda"),
-                    "project": partial(project.fit_circles, epochs, n_samples, batch_size, "gpu"),
-                },
-                self.repeats,
-            )
+            n_train = self.circles_data(n_samples).n_train
+            times = self.fit_seconds(n_samples, batch_size, epochs, gpu=True)
             rates = {
-                side: samples_per_second(data.n_train * epochs, seconds)
+                side: samples_per_second(n_train * epochs, seconds)
                 for side, seconds in times.items()
             }
             scenario = f"GPU: circles {n_samples:,} points, batch {batch_size}, {epochs} epochs"

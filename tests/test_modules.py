@@ -14,7 +14,9 @@ from lightning_modules.models import CircleModelV2, LinearRegressionModel, Linea
 from tests.conftest import RunCLI, load_state_dict
 
 
-def quick_trainer(tmp_path: Path, epochs: int = 3) -> L.Trainer:
+def quick_trainer(
+    tmp_path: Path, epochs: int = 3, callbacks: list[L.Callback] | None = None
+) -> L.Trainer:
     return L.Trainer(
         max_epochs=epochs,
         default_root_dir=tmp_path,
@@ -22,6 +24,7 @@ def quick_trainer(tmp_path: Path, epochs: int = 3) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
+        callbacks=callbacks,
     )
 
 
@@ -167,15 +170,7 @@ def test_callbacks_and_the_progress_bar_see_each_epochs_values(tmp_path: Path) -
 
     # val/acc cannot beat 1.0 once reached; patience 1 stops the fit there.
     stop = EarlyStopping(monitor="val/acc", mode="max", patience=1)
-    trainer = L.Trainer(
-        max_epochs=50,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        callbacks=[Record(), stop],
-    )
+    trainer = quick_trainer(tmp_path, epochs=50, callbacks=[Record(), stop])
     module = ClassificationModule(net=CircleModelV2(), optimizer="Adam", lr=0.05)
     trainer.fit(module, CirclesDataModule())
     assert set(seen[-1]) >= {
