@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -59,6 +61,12 @@ def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.Co
         timeout=timeout,
         check=False,
     )
+
+
+def callback_option(class_name: str, **init_args: Any) -> str:
+    """The option that adds a callback of ``tests/kill_points.py`` to a training process."""
+    callback = {"class_path": f"kill_points.{class_name}", "init_args": init_args}
+    return "--trainer.callbacks=" + json.dumps([callback])
 
 
 def process_env() -> dict[str, str]:

@@ -1,7 +1,7 @@
-"""A callback that SIGKILLs its own training process at a chosen point.
+"""Callbacks that kill, signal or hang their own training process at a chosen point.
 
-Used by the resume tests: a kill is as abrupt as a power cut for the process,
-and choosing the point makes each test hit the moment it is about.
+Used by the resume and stop tests: a kill is as abrupt as a power cut for the
+process, and choosing the point makes each test hit the moment it is about.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import os
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -73,3 +75,61 @@ class KillAt(Callback):
                 _die()
 
             torch.save = half_save
+
+
+class SignalAt(Callback):
+    """Sends the process a signal after training batch ``batch`` of epoch ``epoch``.
+
+    With ``again_while_saving`` the same signal comes a second time while the
+    epoch's ``last.ckpt`` is being written, just before its rename. Under data
+    parallelism only rank 0 sends, as a scheduler signalling the launched command.
+    """
+
+    def __init__(
+        self, epoch: int, signal_name: str, batch: int = 0, again_while_saving: bool = False
+    ) -> None:
+        self.epoch = epoch
+        self.signum = signal.Signals[signal_name]
+        self.batch = batch
+        self.again_while_saving = again_while_saving
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.current_epoch != self.epoch or batch_idx != self.batch:
+            return
+        if not trainer.is_global_zero:
+            return
+        os.kill(os.getpid(), self.signum)
+        if self.again_while_saving:
+            real_replace = os.replace
+
+            def signal_then_replace(*args: Any, **kwargs: Any) -> None:
+                os.kill(os.getpid(), self.signum)
+                real_replace(*args, **kwargs)
+
+            os.replace = signal_then_replace
+
+
+class HangAt(Callback):
+    """Rank ``rank`` stops taking part at the start of epoch ``epoch``, as a stuck peer would.
+
+    It writes ``marker`` when it hangs, so a test knows the others are blocked
+    in a collective from then on.
+    """
+
+    def __init__(self, epoch: int, rank: int, marker: str) -> None:
+        self.epoch = epoch
+        self.rank = rank
+        self.marker = marker
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and trainer.global_rank == self.rank:
+            Path(self.marker).touch()
+            while True:
+                time.sleep(1)

@@ -10,7 +10,6 @@ a checkpoint before it.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from tests.conftest import (
     TRAIN,
     RunCLI,
     assert_same_state,
+    callback_option,
     load_state_dict,
     process_env,
     train_process,
@@ -44,14 +44,6 @@ SCENARIOS = {
 KILLS = [(1, "after_save"), (2, "batch"), (3, "mid_write"), (4, "before_rename")]
 
 
-def kill_at(epoch: int, at: str, batch: int = 0) -> str:
-    callback = {
-        "class_path": "kill_points.KillAt",
-        "init_args": {"epoch": epoch, "at": at, "batch": batch},
-    }
-    return "--trainer.callbacks=" + json.dumps([callback])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_kills_and_resumes_end_where_an_uninterrupted_fit_ends(
@@ -68,7 +60,7 @@ def test_kills_and_resumes_end_where_an_uninterrupted_fit_ends(
     args = ["fit", "--config", str(CONFIGS / config), *common]
     for number, (epoch, at) in enumerate(KILLS):
         # Mid-epoch for mini-batches: the kill lands after a few of the epoch's batches.
-        where = kill_at(epoch, at, batch=3 if extra else 0)
+        where = callback_option("KillAt", epoch=epoch, at=at, batch=3 if extra else 0)
         resume = ["--ckpt_path", "last"] if number else []
         result = train_process(killed, *args, *resume, where)
         assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]

@@ -8,6 +8,8 @@ before anything is written.
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -22,8 +24,8 @@ from lightning_modules.base import WorkflowModule
 from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.errors import UserError
-from training.run_checkpoint import BEST, RunCheckpoint, epochs_done
+from training.errors import FitStopped, UserError
+from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.runs import (
     check_writable,
     checkpoint_dir,
@@ -32,6 +34,9 @@ from training.runs import (
     read_checkpoint,
     resolve_ckpt_path,
 )
+
+# ``--ckpt_path auto``: resume the run from its last.ckpt if it has one, else start it.
+AUTO = "auto"
 
 
 def first_reason(message: str) -> str:
@@ -104,6 +109,7 @@ class WorkflowCLI(LightningCLI):
     checkpoint: dict[str, Any] | None = None
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.argv = list(sys.argv[1:] if args is None else args)
         super().__init__(
             model_class=WorkflowModule,
             datamodule_class=SplitDataModule,
@@ -174,11 +180,36 @@ class WorkflowCLI(LightningCLI):
                 "best.ckpt holds the best weights for test and predict, not a training state;"
                 " resume with --ckpt_path last"
             )
+        if config.ckpt_path == AUTO:
+            if subcommand != "fit":
+                raise UserError(
+                    f"--ckpt_path {AUTO} is for fit (resume or start);"
+                    f" {subcommand} needs a checkpoint: pass last or best"
+                )
+            config.ckpt_path = self._resume_or_start(root, name)
+            if config.ckpt_path is None:
+                return
         path = resolve_ckpt_path(config.ckpt_path, root, name)
         self.checkpoint = read_checkpoint(path)
         config.ckpt_path = str(path)
         if subcommand == "fit":
             self._check_resume(config, path, self.checkpoint)
+
+    @staticmethod
+    def _resume_or_start(root: str | None, name: str) -> str | None:
+        """``--ckpt_path auto``: the run's ``last.ckpt`` if it has one, else a fresh start.
+
+        For batch jobs that are requeued with the same command; the first line
+        of output says which of the two happened.
+        """
+        last = checkpoint_dir(root, name) / LAST
+        found = last.is_file()
+        if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+            if found:
+                print(f"Resuming run {name!r} from {last}", file=sys.stderr)
+            else:
+                print(f"Starting run {name!r}: it has no {last} yet", file=sys.stderr)
+        return "last" if found else None
 
     @staticmethod
     def _check_resume(config: Any, path: Path, checkpoint: dict[str, Any]) -> None:
@@ -263,6 +294,29 @@ class WorkflowCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._prepare_run_dirs()
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, RunCheckpoint):
+                callback.resume_command = self.resume_command()
+
+    def resume_command(self) -> str:
+        """The command as it was typed, with ``--ckpt_path last`` (``auto`` resumes as it is)."""
+        args: list[str] = []
+        auto = False
+        given = iter(self.argv)
+        for arg in given:
+            if arg == "--ckpt_path" or arg.startswith("--ckpt_path="):
+                value = next(given, "") if arg == "--ckpt_path" else arg.partition("=")[2]
+                if value != AUTO:
+                    continue
+                auto = True
+                args += [arg, value] if arg == "--ckpt_path" else [arg]
+            else:
+                args.append(arg)
+        if not auto:
+            args += ["--ckpt_path", "last"]
+        python = os.path.relpath(sys.executable)
+        python = sys.executable if python.startswith("..") else python
+        return shlex.join([python, sys.argv[0], *args])
 
     def after_fit(self) -> None:
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
@@ -334,6 +388,12 @@ def main(args: list[str] | None = None) -> int:
     quiet_known_noise()
     try:
         WorkflowCLI(args=args)
+    except FitStopped as stop:
+        # Every rank stops at the same epoch; rank 0 says so and gives the exit code.
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+            return 0
+        print(stop, file=sys.stderr)
+        return stop.exit_code
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -11,21 +11,38 @@ Writing a file every epoch would cost more than a tiny epoch itself, so
 ``last.ckpt`` is written at most every ``every_n_seconds`` and always when the
 fit ends. ``best.ckpt`` (lowest ``val/loss``, weights only: for
 ``test``/``predict``) is kept in memory when it improves and written with it.
+
+Under data parallelism every rank takes part in a checkpoint write (it ends in
+a barrier), so what decides a write is agreed by all ranks at each epoch's end:
+rank 0's clock decides the cadence, and a stop signal or a diverged loss on any
+rank stops them all.
+
+SIGINT or SIGTERM stops the fit at the end of the current epoch, with that
+epoch in ``last.ckpt``. A data-parallel rank that cannot get there (a peer is
+stuck in a collective) gives up after ``stop_grace_seconds``; rank 0 then
+writes the last finished epoch, which it keeps in memory for this.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from training.checkpoint_io import atomic_torch_save, remove_stale_tmp_files
-from training.errors import TrainingDiverged
+from training.errors import FitStopped, TrainingDiverged
 from training.rng import capture_rng_states, restore_rng_states
+from training.stop_signals import StopSignals, exit_code
 
 LAST = "last.ckpt"
 BEST = "best.ckpt"
@@ -41,6 +58,8 @@ class RunCheckpoint(Checkpoint):
             during a fit; 0 writes it after every epoch. A killed fit loses at
             most this much training; it resumes exactly all the same.
         monitor: the validation metric that decides the best checkpoint (lower is better).
+        stop_grace_seconds: after SIGINT or SIGTERM, how long a data-parallel
+            rank may take to reach the end of its epoch before it stops without it.
     """
 
     def __init__(
@@ -48,17 +67,28 @@ class RunCheckpoint(Checkpoint):
         dirpath: str = "checkpoints/run",
         every_n_seconds: float = 2.0,
         monitor: str = "val/loss",
+        stop_grace_seconds: float = 60.0,
     ) -> None:
         if every_n_seconds < 0:
             raise ValueError(f"every_n_seconds must be 0 or more, got {every_n_seconds}")
+        if stop_grace_seconds <= 0:
+            raise ValueError(f"stop_grace_seconds must be positive, got {stop_grace_seconds}")
         self.dirpath = Path(dirpath)
         self.every_n_seconds = every_n_seconds
         self.monitor = monitor
+        self.stop_grace_seconds = stop_grace_seconds
+        # Set by the CLI: the command that resumes this run, for the line a stop prints.
+        self.resume_command = ""
+        self.signals = StopSignals()
+        self.stopped_by: int | None = None  # the agreed stop signal, acted on next epoch start
+        self._snapshot: tuple[int, dict[str, Any]] | None = None
+        self._write_lock = threading.Lock()
         self.best_score = math.inf
         self.best_epoch = -1
         self._best_state: dict[str, Any] | None = None
         self._best_step = 0
         self._last_write = 0.0
+        self._finished_epochs = 0  # what a checkpoint made now holds
         self._saved_epoch = 0  # epochs finished when last.ckpt was written
         self._rng_to_restore: dict[str, Any] | None = None
 
@@ -78,7 +108,7 @@ class RunCheckpoint(Checkpoint):
         return {
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
-            "epochs_done": self._saved_epoch,
+            "epochs_done": self._finished_epochs,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -94,7 +124,7 @@ class RunCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         self._rng_to_restore = checkpoint.get(RNG_KEY)
-        self._saved_epoch = epochs_done(checkpoint)
+        self._saved_epoch = self._finished_epochs = epochs_done(checkpoint)
         for logger in trainer.loggers:
             continue_from = getattr(logger, "continue_from", None)
             if callable(continue_from):
@@ -105,7 +135,35 @@ class RunCheckpoint(Checkpoint):
             remove_stale_tmp_files(self.dirpath)
         self._last_write = time.monotonic()
 
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._take_stop_signals(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._take_stop_signals(trainer)
+
+    def _take_stop_signals(self, trainer: L.Trainer) -> None:
+        """Installed after Lightning registers its own SIGTERM handler, which they replace."""
+        if self.signals.installed:
+            return
+        self.signals.announce = trainer.is_global_zero
+        if trainer.world_size > 1:
+            launcher = trainer.strategy.launcher
+            self.signals.watch(
+                forward=launcher.kill if launcher is not None else None,
+                grace_seconds=self.stop_grace_seconds,
+                give_up=lambda signum: self._give_up(trainer, signum),
+            )
+        self.signals.install()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.signals.restore()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopped_by is not None:
+            # The finished epochs are saved and their rows logged: stop before the next one.
+            raise FitStopped(
+                self.stopped_by, self._saved_epoch, self.last_path, self.resume_command
+            )
         # The first epoch after a resume draws its random numbers where the saved run stopped.
         if self._rng_to_restore is not None:
             restore_rng_states(self._rng_to_restore)
@@ -114,17 +172,29 @@ class RunCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Validation has run by now. callback_metrics recomputes on every read: read once.
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self._check_finite(metrics, "train/loss", trainer.current_epoch)
-        score = self._check_finite(metrics, self.monitor, trainer.current_epoch)
+        epoch = trainer.current_epoch
+        self._finished_epochs = epoch + 1
+        diverged = self._first_not_finite(metrics)
+        due, stop, any_diverged = self._agree(
+            trainer, pl_module, self._due(), self.signals.received or 0, diverged is not None
+        )
+        if any_diverged:
+            self._diverged(metrics, diverged, epoch)
+        score = metrics.get(self.monitor)
         if score is not None and score < self.best_score:
-            self.best_score, self.best_epoch = score, trainer.current_epoch
+            self.best_score, self.best_epoch = score, epoch
             # The weights only: the rest of best.ckpt is filled in when it is written.
             self._best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             self._best_step = trainer.global_step
-        if self._due():
-            self._save(trainer, trainer.current_epoch + 1)
+        if stop:
+            self.stopped_by = stop
+        if due or stop:
+            self._save(trainer, epoch + 1)
+        elif trainer.world_size > 1 and trainer.is_global_zero:
+            self._keep_snapshot(trainer, epoch + 1)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finished_epochs = trainer.current_epoch
         if trainer.current_epoch > self._saved_epoch:
             self._save(trainer, trainer.current_epoch)
         else:
@@ -133,11 +203,59 @@ class RunCheckpoint(Checkpoint):
     def _due(self) -> bool:
         return time.monotonic() - self._last_write >= self.every_n_seconds
 
+    @staticmethod
+    def _agree(
+        trainer: L.Trainer, pl_module: L.LightningModule, due: bool, signum: int, diverged: bool
+    ) -> tuple[bool, int, bool]:
+        """The same decisions on every rank, from one collective per epoch.
+
+        Rank 0's clock alone decides the cadence (each rank's own clock would
+        send some ranks into a checkpoint's barrier that the others never
+        reach); a stop signal or a diverged loss on any rank counts for all.
+        """
+        if trainer.world_size == 1:
+            return due, signum, diverged
+        votes = torch.tensor(
+            [int(due and trainer.is_global_zero), signum, int(diverged)], device=pl_module.device
+        )
+        agreed = trainer.strategy.reduce(votes, reduce_op="max").tolist()
+        return bool(agreed[0]), int(agreed[1]), bool(agreed[2])
+
     def _save(self, trainer: L.Trainer, epochs_done: int) -> None:
-        self._saved_epoch = epochs_done
-        trainer.save_checkpoint(self.last_path, weights_only=False)
-        self._write_best(trainer)
+        with self._write_lock:
+            self._saved_epoch = epochs_done
+            self._snapshot = None
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+            self._write_best(trainer)
         self._last_write = time.monotonic()
+
+    def _keep_snapshot(self, trainer: L.Trainer, epochs_done: int) -> None:
+        """What ``last.ckpt`` would hold now, kept in memory for a stop that cannot wait."""
+        # Lightning has no public way to build a checkpoint without writing it.
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        self._snapshot = (epochs_done, copy.deepcopy(checkpoint))
+
+    def _give_up(self, trainer: L.Trainer, signum: int) -> None:
+        """Ends a data-parallel rank that could not reach a safe point in time (another thread)."""
+        with self._write_lock:
+            if trainer.is_global_zero and self._snapshot is not None:
+                epochs, checkpoint = self._snapshot
+                atomic_torch_save(checkpoint, self.last_path)
+                self._saved_epoch = epochs
+            if trainer.is_global_zero:
+                name = signal.Signals(signum).name
+                print(
+                    f"{name}: the ranks did not reach the end of the epoch within"
+                    f" {self.stop_grace_seconds:g} s, so it is dropped; "
+                    + FitStopped.kept(self._saved_epoch, self.last_path, self.resume_command),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            launcher = trainer.strategy.launcher
+            if launcher is not None:
+                launcher.kill(signal.SIGKILL)
+            # Rank 0 says how the run ended; the ranks it started exit quietly.
+            os._exit(exit_code(signum) if trainer.is_global_zero else 0)
 
     def _write_best(self, trainer: L.Trainer) -> None:
         if self._best_state is not None and trainer.is_global_zero:
@@ -149,21 +267,23 @@ class RunCheckpoint(Checkpoint):
             atomic_torch_save(checkpoint, self.best_path)
         self._best_state = None
 
-    def _check_finite(self, metrics: dict[str, float], key: str, epoch: int) -> float | None:
-        score = metrics.get(key)
-        if score is None:
-            return None
-        if not math.isfinite(score):
-            last = (
-                f"{self.last_path} (trained {self._saved_epoch} epochs)"
-                if self._saved_epoch > 0 and self.last_path.exists()
-                else "none was written yet"
-            )
-            raise TrainingDiverged(
-                f"{key} became {score} at epoch {epoch}; training stopped and"
-                f" the last good checkpoint is kept: {last}. Lower the learning rate (--model.lr)"
-            )
-        return score
+    def _first_not_finite(self, metrics: dict[str, float]) -> str | None:
+        for key in ("train/loss", self.monitor):
+            if key in metrics and not math.isfinite(metrics[key]):
+                return key
+        return None
+
+    def _diverged(self, metrics: dict[str, float], key: str | None, epoch: int) -> None:
+        last = (
+            f"{self.last_path} (trained {self._saved_epoch} epochs)"
+            if self._saved_epoch > 0 and self.last_path.exists()
+            else "none was written yet"
+        )
+        where = f"{key} became {metrics[key]}" if key else "the loss diverged on another rank"
+        raise TrainingDiverged(
+            f"{where} at epoch {epoch}; training stopped and the last good checkpoint is"
+            f" kept: {last}. Lower the learning rate (--model.lr)"
+        )
 
 
 def epochs_done(checkpoint: dict[str, Any]) -> int:
