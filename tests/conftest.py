@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -51,16 +52,27 @@ def run_cli(
 
 
 def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs ``scripts/train.py`` as a real process in ``root``."""
-    return subprocess.run(
-        [sys.executable, str(TRAIN), *args],
+    """Runs ``scripts/train.py`` as a real process in ``root``.
+
+    It runs in a process group of its own, killed whole if it overruns, so
+    neither it nor any process it started outlives the test.
+    """
+    command = [sys.executable, str(TRAIN), *args]
+    with subprocess.Popen(
+        command,
         cwd=root,
         env=process_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def callback_option(class_name: str, **init_args: Any) -> str:

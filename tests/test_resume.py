@@ -88,7 +88,12 @@ def test_a_kill_from_outside_at_any_moment_loses_nothing(run_cli: RunCLI, tmp_pa
     command = [sys.executable, str(TRAIN), "fit", "--config", str(CONFIGS / "linear.yaml"), *epochs]
     last = killed / "checkpoints" / "linear" / "last.ckpt"
     with subprocess.Popen(
-        command, cwd=killed, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=killed,
+        env=process_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     ) as process:
         deadline = time.monotonic() + 60
         while not last.exists() and time.monotonic() < deadline:
