@@ -29,10 +29,11 @@ class BlobsDataModule(SklearnSplitDataModule):
         cluster_std: float = 1.5,
         random_state: int = 42,
         test_size: float = 0.2,
+        val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(n_samples, random_state, test_size, batch_size, seed)
+        super().__init__(n_samples, random_state, test_size, val_size, batch_size, seed)
         if n_features <= 0:
             raise ValueError(f"n_features must be positive, got {n_features}")
         if centers < 2:

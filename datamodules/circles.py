@@ -23,10 +23,11 @@ class CirclesDataModule(SklearnSplitDataModule):
         noise: float = 0.03,
         random_state: int = 42,
         test_size: float = 0.2,
+        val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(n_samples, random_state, test_size, batch_size, seed)
+        super().__init__(n_samples, random_state, test_size, val_size, batch_size, seed)
         if noise < 0:
             raise ValueError(f"noise must be zero or more, got {noise}")
         self.noise = noise

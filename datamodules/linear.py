@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from datamodules.split import SplitDataModule
+from datamodules.split import SplitDataModule, Splits, check_fraction, check_not_empty
 
 
 class LinearDataModule(SplitDataModule):
-    """``X = arange(start, end, step)`` as a column; the first ``train_fraction`` trains.
+    """``X = arange(start, end, step)`` as a column, split in order.
 
-    The split is ordered, as in the notes, but pairs each ``X`` with its own
-    ``y``: the notes' first version wrote ``X[:n], y[n:]``, which mismatches
-    features and targets (and its shapes, 40 against 10).
+    The first ``train_fraction`` of the points train and the rest test, as in
+    the notes; with ``val_size`` > 0, that fraction of all the points, the last
+    ones before the test points, validate instead of training. The test split
+    stays the same, and the model is still asked to extrapolate beyond every
+    point it has seen. With ``val_size=0`` (the notes' two-way split) the test
+    split also validates.
+
+    Each ``X`` keeps its own ``y``: the notes' first version wrote
+    ``X[:n], y[n:]``, which mismatches features and targets (and its shapes,
+    40 against 10).
     """
 
     def __init__(
@@ -24,6 +30,7 @@ class LinearDataModule(SplitDataModule):
         end: float = 1.0,
         step: float = 0.02,
         train_fraction: float = 0.8,
+        val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -32,14 +39,23 @@ class LinearDataModule(SplitDataModule):
             raise ValueError(f"step must be positive, got {step}")
         if start >= end:
             raise ValueError(f"start must be below end, got start={start} and end={end}")
-        if not 0 < train_fraction < 1:
-            raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
-        num_points = len(torch.arange(start, end, step))
-        if not 0 < int(train_fraction * num_points) < num_points:
-            raise ValueError(
-                f"train_fraction={train_fraction} of {num_points} points leaves a split empty;"
-                " use more points (a smaller step) or a fraction nearer 0.5"
-            )
+        check_fraction("train_fraction", train_fraction)
+        check_fraction("val_size", val_size, zero_allowed=True)
+        self.num_points = len(torch.arange(start, end, step))
+        self.before_test = int(train_fraction * self.num_points)
+        self.num_val = round(val_size * self.num_points)
+        sizes = {
+            "train": self.before_test - self.num_val,
+            "val": self.num_val,
+            "test": self.num_points - self.before_test,
+        }
+        if val_size == 0:
+            del sizes["val"]
+        check_not_empty(
+            f"train_fraction={train_fraction} and val_size={val_size} of {self.num_points} points",
+            sizes,
+            "use more points (a smaller step), or another train_fraction or val_size",
+        )
         self.save_hyperparameters()
         self.weight = weight
         self.bias = bias
@@ -47,9 +63,13 @@ class LinearDataModule(SplitDataModule):
         self.end = end
         self.step = step
         self.train_fraction = train_fraction
+        self.val_size = val_size
 
-    def make_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def make_splits(self) -> Splits:
         X = torch.arange(self.start, self.end, self.step).unsqueeze(dim=1)
         y = self.weight * X + self.bias
-        train_split = int(self.train_fraction * len(X))
-        return X[:train_split], y[:train_split], X[train_split:], y[train_split:]
+        train_end, test_start = self.before_test - self.num_val, self.before_test
+        train = X[:train_end], y[:train_end]
+        test = X[test_start:], y[test_start:]
+        val = (X[train_end:test_start], y[train_end:test_start]) if self.num_val else None
+        return Splits(train, val, test)

@@ -1,8 +1,10 @@
-"""What every datamodule shares: two splits held as tensors, batched reproducibly."""
+"""What every datamodule shares: three splits held as tensors, batched reproducibly."""
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -10,6 +12,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader
+
+Pair = tuple[Tensor, Tensor]
+
+
+class Splits(NamedTuple):
+    """Each split as ``(features, targets)``.
+
+    ``val`` is ``None`` for the course's two-way split, where the test split
+    also serves validation.
+    """
+
+    train: Pair
+    val: Pair | None
+    test: Pair
 
 
 def check_batch_size(batch_size: int | None) -> None:
@@ -19,15 +35,70 @@ def check_batch_size(batch_size: int | None) -> None:
         )
 
 
-class SplitDataModule(L.LightningDataModule):
-    """A train split and a held-out split, made once in ``setup``.
+def check_fraction(name: str, value: float, zero_allowed: bool = False) -> None:
+    low_ok = value >= 0 if zero_allowed else value > 0
+    if not (low_ok and value < 1):
+        interval = "[0, 1)" if zero_allowed else "(0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
 
-    The held-out split serves validation (evaluated every epoch, as in the
-    notes' loop), ``test`` and ``predict``. Subclasses only say how the two
-    splits are made, from their own arguments and never from the global RNG.
+
+def check_not_empty(what: str, sizes: dict[str, int], fix: str) -> None:
+    """Refuses ``what`` (the arguments that made ``sizes``) when it leaves a split with no point."""
+    if any(size <= 0 for size in sizes.values()):
+        counts = ", ".join(f"{size} {name}" for name, size in sizes.items())
+        raise ValueError(f"{what} leaves a split empty ({counts}); {fix}")
+
+
+def shuffled_split_sizes(n_samples: int, test_size: float, val_size: float) -> tuple[int, int, int]:
+    """``(train, val, test)`` counts, each fraction of ``n_samples`` rounded up as sklearn does."""
+    check_fraction("test_size", test_size)
+    check_fraction("val_size", val_size, zero_allowed=True)
+    n_test = math.ceil(test_size * n_samples)
+    n_val = math.ceil(val_size * n_samples)
+    n_train = n_samples - n_test - n_val
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    if val_size == 0:
+        del sizes["val"]
+    check_not_empty(
+        f"test_size={test_size} and val_size={val_size} of n_samples={n_samples}",
+        sizes,
+        "use more samples, or a smaller test_size or val_size",
+    )
+    return n_train, n_val, n_test
+
+
+def shuffled_split(
+    X: Tensor, y: Tensor, test_size: float, val_size: float, random_state: int
+) -> Splits:
+    """``train_test_split`` of ``X, y``, then of its training part when ``val_size`` > 0.
+
+    The test split is the same whatever ``val_size`` is: the validation points
+    come out of the training points. Both cuts are seeded by ``random_state``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    _, n_val, n_test = shuffled_split_sizes(len(X), test_size, val_size)
+    # Splitting positions cuts X and y as train_test_split(X, y) would, and keeps tensors.
+    rest, test = train_test_split(range(len(X)), test_size=n_test, random_state=random_state)
+    if n_val == 0:
+        return Splits((X[rest], y[rest]), None, (X[test], y[test]))
+    train, val = train_test_split(rest, test_size=n_val, random_state=random_state)
+    return Splits((X[train], y[train]), (X[val], y[val]), (X[test], y[test]))
+
+
+class SplitDataModule(L.LightningDataModule):
+    """A train, a validation and a test split, made once in ``setup``.
+
+    Validation (every epoch, and the choice of ``best.ckpt``) uses the
+    validation split; ``test`` and ``predict`` use the test split, which
+    training and the choice of checkpoint never see. A subclass that makes no
+    validation split (the course's two-way split) validates on the test split.
+    Subclasses only say how the splits are made, from their own arguments and
+    never from the global RNG.
     """
 
     train_set: TensorPairs
+    val_set: TensorPairs
     test_set: TensorPairs
 
     def __init__(self, batch_size: int | None = None, seed: int = 0) -> None:
@@ -37,14 +108,21 @@ class SplitDataModule(L.LightningDataModule):
         self.seed = seed
 
     @abstractmethod
-    def make_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns ``X_train, y_train, X_test, y_test``."""
+    def make_splits(self) -> Splits:
+        """The train, validation (or ``None``) and test splits."""
 
     def setup(self, stage: str) -> None:
         if not hasattr(self, "train_set"):
-            X_train, y_train, X_test, y_test = self.make_splits()
-            self.train_set = TensorPairs(X_train, y_train)
-            self.test_set = TensorPairs(X_test, y_test)
+            splits = self.make_splits()
+            self.train_set = TensorPairs(*splits.train)
+            self.test_set = TensorPairs(*splits.test)
+            self.val_set = self.test_set if splits.val is None else TensorPairs(*splits.val)
+
+    @property
+    def validates_on_test(self) -> bool:
+        """Whether validation uses the test split (the course's two-way split)."""
+        self.setup("fit")
+        return self.val_set is self.test_set
 
     def _loader(self, dataset: TensorPairs, shuffle: bool) -> DataLoader:
         """Batches of ``dataset``, cut where the model runs.
@@ -72,7 +150,7 @@ class SplitDataModule(L.LightningDataModule):
         return self._loader(self.train_set, shuffle=self.batch_size is not None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)

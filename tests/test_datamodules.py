@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -50,6 +52,44 @@ def test_circles_depend_only_on_their_own_arguments() -> None:
     assert torch.equal(a.train_set.features, b.train_set.features)
     assert torch.equal(a.test_set.targets, b.test_set.targets)
     assert not torch.equal(a.train_set.features, c.train_set.features)
+
+
+def test_linear_validation_points_are_the_last_before_the_test_points() -> None:
+    course, three_way = setup(LinearDataModule()), setup(LinearDataModule(val_size=0.1))
+    parts = [three_way.train_set, three_way.val_set, three_way.test_set]
+    assert [len(p) for p in parts] == [35, 5, 10]
+    assert torch.equal(torch.cat([p.features for p in parts]), torch.arange(0, 1, 0.02)[:, None])
+    assert torch.equal(three_way.test_set.features, course.test_set.features)
+    assert torch.equal(three_way.val_set.targets, 0.7 * three_way.val_set.features + 0.3)
+
+
+def rows(features: torch.Tensor) -> set[tuple[float, ...]]:
+    return {tuple(row) for row in features.tolist()}
+
+
+def test_circles_validation_split_is_apart_from_train_and_test() -> None:
+    course, three_way = setup(CirclesDataModule()), setup(CirclesDataModule(val_size=0.2))
+    train, val, test = three_way.train_set, three_way.val_set, three_way.test_set
+    assert (len(train), len(val), len(test)) == (600, 200, 200)
+    # The test split is the course's, whatever val_size takes from the training points.
+    assert torch.equal(test.features, course.test_set.features)
+    assert torch.equal(test.targets, course.test_set.targets)
+    assert rows(train.features) | rows(val.features) == rows(course.train_set.features)
+    assert not rows(train.features) & rows(val.features)
+    assert not three_way.validates_on_test and course.validates_on_test
+
+
+def test_validation_uses_the_validation_split_and_test_and_predict_the_test_split() -> None:
+    dm = setup(CirclesDataModule(val_size=0.2))
+    assert torch.equal(next(iter(dm.val_dataloader()))[0], dm.val_set.features)
+    assert torch.equal(next(iter(dm.test_dataloader()))[0], dm.test_set.features)
+    assert torch.equal(next(iter(dm.predict_dataloader()))[0], dm.test_set.features)
+
+
+def test_the_course_split_validates_on_the_test_split() -> None:
+    dm = setup(LinearDataModule())
+    assert dm.val_set is dm.test_set
+    assert torch.equal(next(iter(dm.val_dataloader()))[0], dm.test_set.features)
 
 
 def test_full_batch_is_one_batch_of_every_training_sample() -> None:
@@ -126,6 +166,13 @@ def test_ranks_share_every_batch_without_duplicates_or_drops(
         (lambda: LinearDataModule(start=1, end=1), "start must be below end"),
         (lambda: LinearDataModule(train_fraction=1.0), "train_fraction must lie in (0, 1)"),
         (lambda: LinearDataModule(train_fraction=0.01), "leaves a split empty"),
+        (
+            lambda: LinearDataModule(val_size=0.01),
+            "train_fraction=0.8 and val_size=0.01 of 50 points leaves a split empty"
+            " (40 train, 0 val, 10 test)",
+        ),
+        (lambda: LinearDataModule(val_size=0.8), "(0 train, 40 val, 10 test)"),
+        (lambda: CirclesDataModule(val_size=1.0), "val_size must lie in [0, 1), got 1.0"),
         (lambda: LinearDataModule(batch_size=0), "batch_size must be a positive integer"),
         (lambda: CirclesDataModule(n_samples=0), "n_samples must be positive"),
         (lambda: CirclesDataModule(noise=-0.1), "noise must be zero or more"),
@@ -133,5 +180,5 @@ def test_ranks_share_every_batch_without_duplicates_or_drops(
     ],
 )
 def test_bad_values_are_refused_with_the_reason(make, message: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         make()

@@ -94,6 +94,12 @@ CASES = {
         ["--data.train_fraction", "0"],
         "train_fraction must lie in (0, 1)",
     ),
+    "val_size leaves no training point": (
+        "circles.yaml",
+        ["--data.val_size", "0.8"],
+        "test_size=0.2 and val_size=0.8 of n_samples=1000 leaves a split empty"
+        " (0 train, 800 val, 200 test); use more samples, or a smaller test_size or val_size",
+    ),
     "step zero": ("linear.yaml", ["--data.step", "0"], "step must be positive, got 0.0"),
     "start not below end": ("linear.yaml", ["--data.start", "2"], "start must be below end"),
     "lr zero": ("linear.yaml", ["--model.lr", "0"], "lr must be positive, got 0.0"),

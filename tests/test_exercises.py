@@ -82,6 +82,7 @@ def test_datamodule_records_its_arguments_as_hyperparameters() -> None:
         "noise": 0.1,
         "random_state": 42,
         "test_size": 0.2,
+        "val_size": 0.0,
         "batch_size": None,
         "seed": 0,
     }
@@ -95,7 +96,15 @@ def test_datamodule_records_its_arguments_as_hyperparameters() -> None:
         ({"n_samples": 0}, "n_samples must be positive, got 0"),
         ({"test_size": 0.0}, r"test_size must lie in \(0, 1\), got 0.0"),
         ({"test_size": 1.0}, r"test_size must lie in \(0, 1\), got 1.0"),
-        ({"n_samples": 4, "test_size": 0.9}, "leaves a split empty; use more samples"),
+        (
+            {"n_samples": 4, "test_size": 0.9},
+            r"leaves a split empty \(0 train, 4 test\); use more samples",
+        ),
+        (
+            {"n_samples": 10, "val_size": 0.8},
+            r"leaves a split empty \(0 train, 8 val, 2 test\); use more samples",
+        ),
+        ({"val_size": -0.1}, r"val_size must lie in \[0, 1\), got -0.1"),
         ({"batch_size": 0}, "batch_size must be a positive integer or null"),
     ],
 )

@@ -17,10 +17,9 @@ import lightning as L
 import pytest
 import torch
 from PIL import Image
-from torch import Tensor
 
 from datamodules import CirclesDataModule, LinearDataModule
-from datamodules.split import SplitDataModule
+from datamodules.split import SplitDataModule, Splits
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
@@ -95,12 +94,12 @@ def test_circles_fit_plots(circles_run: Path) -> None:
 class Blobs(SplitDataModule):
     """Four classes in the plane: what a multi-class decision boundary is drawn over."""
 
-    def make_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def make_splits(self) -> Splits:
         from sklearn.datasets import make_blobs
 
         X, y = make_blobs(200, centers=4, random_state=1)
         features, labels = torch.tensor(X, dtype=torch.float), torch.tensor(y)
-        return features[:150], labels[:150], features[150:], labels[150:]
+        return Splits((features[:150], labels[:150]), None, (features[150:], labels[150:]))
 
 
 def test_decision_boundary_of_several_classes(tmp_path: Path) -> None:
