@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import Self
 
 from lightning_modules.batch_mean import BatchMean
-from lightning_modules.net_spec import build_net, net_spec
+from lightning_modules.net_spec import build_net, check_net_matches, net_spec
 
 OptimizerName = Literal["SGD", "Adam", "AdamW"]
 Stage = Literal["train", "val", "test"]
@@ -169,10 +170,15 @@ class WorkflowModule(L.LightningModule):
         """Rebuilds the module, its net included, from a checkpoint; never unpickles code.
 
         ``weights_only=True`` is always used: a checkpoint whose pickle would run
-        code is refused by torch before anything in it runs.
+        code is refused by torch before anything in it runs. The recorded net
+        must fit the checkpoint's weights before it is built (``check_net_matches``).
         """
         if kwargs.pop("weights_only", True) is not True:
             raise ValueError("checkpoints are only loaded with weights_only=True")
+        checkpoint = pl_load(checkpoint_path, map_location="cpu", weights_only=True)
+        spec = checkpoint.get("hyper_parameters", {}).get("net")
+        if isinstance(spec, Mapping):
+            check_net_matches(spec, checkpoint["state_dict"])
         return super().load_from_checkpoint(
             checkpoint_path, map_location=map_location, weights_only=True, **kwargs
         )

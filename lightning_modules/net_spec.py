@@ -13,9 +13,11 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 NetSpec = dict[str, Any]
+PLAIN_DATA = (bool, int, float, str, type(None))
 
 
 def net_spec(net: nn.Module) -> NetSpec:
@@ -29,12 +31,21 @@ def net_spec(net: nn.Module) -> NetSpec:
                 f"{cls.__qualname__} must keep its argument {name!r} as an attribute"
                 " so that checkpoints can rebuild it"
             )
-        init_args[name] = getattr(net, name)
+        value = getattr(net, name)
+        # A checkpoint is loaded with weights_only=True, which refuses any other object.
+        if not isinstance(value, PLAIN_DATA):
+            raise TypeError(
+                f"{cls.__qualname__} keeps its argument {name!r} as a {type(value).__name__};"
+                " checkpoints can only record a bool, int, float, str or None"
+            )
+        init_args[name] = value
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
 # Checkpoints are untrusted data: they may only name nets from these modules.
-TRUSTED_MODULES = ("lightning_modules.models", "torch.nn")
+# Every net in them keeps its arguments as plain data (tests/test_models.py
+# fits, checkpoints, reloads and resumes each one).
+TRUSTED_MODULES = ("lightning_modules.models",)
 
 
 def build_net(spec: Mapping[str, Any]) -> nn.Module:
@@ -53,6 +64,40 @@ def build_net(spec: Mapping[str, Any]) -> nn.Module:
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"{spec['class_path']!r} is not an nn.Module class")
     return cls(**dict(spec.get("init_args") or {}))
+
+
+def check_net_matches(spec: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> None:
+    """Refuses a checkpoint whose recorded net disagrees with its own weights.
+
+    The net is built on the ``meta`` device, which allocates no memory: a
+    5 KB checkpoint edited to record ``hidden_units: 100000`` would otherwise
+    make its loader allocate 40 GB before the weights could disagree.
+    ``state_dict`` is the LightningModule's, with the net's keys under ``net.``.
+    """
+    try:
+        with torch.device("meta"):
+            net = build_net(spec)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"the checkpoint records a net that cannot be built ({error}); use another checkpoint"
+        ) from error
+    expected = {key: tuple(value.shape) for key, value in net.state_dict().items()}
+    found = {
+        key.removeprefix("net."): tuple(value.shape)
+        for key, value in state_dict.items()
+        if key.startswith("net.")
+    }
+    if expected == found:
+        return
+    differences = [
+        f"{key}: {found.get(key, 'none')} in the weights, {expected.get(key, 'none')} in the net"
+        for key in sorted(expected.keys() | found.keys())
+        if found.get(key) != expected.get(key)
+    ]
+    raise ValueError(
+        f"the checkpoint records {describe(spec)} but its weights do not fit it"
+        f" ({differences[0]}); the file was edited or damaged: use another checkpoint"
+    )
 
 
 def describe(spec: Mapping[str, Any]) -> str:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+from datamodules import CirclesDataModule, LinearDataModule
+from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.models import (
     CircleModelV0,
     CircleModelV1,
@@ -13,7 +19,9 @@ from lightning_modules.models import (
     LinearRegressionModel,
     LinearRegressionModelV2,
 )
-from lightning_modules.net_spec import build_net, net_spec
+from lightning_modules.net_spec import TRUSTED_MODULES, build_net, net_spec
+from tests.conftest import assert_same_state, load_state_dict
+from tests.test_modules import quick_trainer
 
 
 def test_parameter_model_starts_as_in_the_notes() -> None:
@@ -91,8 +99,46 @@ def test_spec_from_a_checkpoint_builds_only_trusted_modules(
         build_net({"class_path": "this.s"})  # importing `this` would print the Zen of Python
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match=r"not an nn\.Module class"):
-        build_net({"class_path": "torch.nn.functional.relu"})
-    linear = build_net(
-        {"class_path": "torch.nn.Linear", "init_args": {"in_features": 1, "out_features": 1}}
+        build_net({"class_path": "lightning_modules.models.nn"})
+
+
+def test_a_net_that_keeps_no_plain_argument_cannot_be_recorded() -> None:
+    """``nn.Linear`` keeps its ``bias`` argument as a Parameter, which no checkpoint can hold."""
+    with pytest.raises(TypeError, match="keeps its argument 'bias' as a Parameter"):
+        net_spec(nn.Linear(1, 1))
+
+
+def trusted_nets() -> list[type[nn.Module]]:
+    """Every nn.Module class a checkpoint may name."""
+    nets = []
+    for module_name in TRUSTED_MODULES:
+        for _, cls in inspect.getmembers(importlib.import_module(module_name), inspect.isclass):
+            if issubclass(cls, nn.Module) and cls.__module__ == module_name:
+                nets.append(cls)
+    return nets
+
+
+@pytest.mark.parametrize("net_class", trusted_nets(), ids=lambda cls: cls.__name__)
+def test_every_trusted_net_fits_checkpoints_reloads_and_resumes(
+    net_class: type[nn.Module], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    net = net_class()
+    one_feature = getattr(net, "in_features", 1) == 1
+    module_class = RegressionModule if one_feature else ClassificationModule
+    datamodule = LinearDataModule if one_feature else CirclesDataModule
+
+    first = quick_trainer(tmp_path, epochs=2)
+    first.fit(module_class(net=net), datamodule(val_size=0.1))
+    path = tmp_path / "net.ckpt"
+    first.save_checkpoint(path)
+
+    loaded = module_class.load_from_checkpoint(path)
+    assert type(loaded.net) is net_class
+    assert_same_state(loaded.state_dict(), load_state_dict(path))
+
+    resumed = module_class(net=net_class())
+    quick_trainer(tmp_path / "resumed", epochs=3).fit(
+        resumed, datamodule(val_size=0.1), ckpt_path=path
     )
-    assert isinstance(linear, nn.Linear)
+    assert resumed.trainer.current_epoch == 3

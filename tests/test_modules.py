@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import lightning as L
@@ -184,3 +185,23 @@ def test_callbacks_and_the_progress_bar_see_each_epochs_values(tmp_path: Path) -
     assert stop.stopped_epoch > 0 and trainer.current_epoch < 50  # early stopping read val/acc
     assert trainer.progress_bar_metrics["val/loss"] == pytest.approx(seen[-1]["val/loss"])
     assert set(trainer.progress_bar_metrics) == {"train/loss", "val/loss"}
+
+
+def test_a_checkpoint_whose_net_disagrees_with_its_weights_is_refused_before_building(
+    run_cli: RunCLI, tmp_path: Path
+) -> None:
+    """A 5 KB best.ckpt edited to record 100000 hidden units would make its net 40 GB."""
+    assert run_cli("fit", "circles.yaml", "--trainer.max_epochs", "2")[0] == 0
+    checkpoint = torch.load(tmp_path / "checkpoints/circles/best.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["net"]["init_args"]["hidden_units"] = 100_000
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    with pytest.raises(ValueError, match=r"records CircleModelV2\(.*hidden_units=100000.*weights"):
+        ClassificationModule.load_from_checkpoint(edited)
+    code, err = run_cli("test", "circles.yaml", "--ckpt_path", str(edited))
+
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000
+    assert code == 2 and err.count("\n") == 1, err
+    assert "layer_1.bias: (10,) in the weights, (100000,) in the net" in err

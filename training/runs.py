@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lightning_modules.net_spec import check_net_matches
 from training.errors import UserError
 from training.run_checkpoint import BEST, LAST
 
@@ -97,4 +98,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a Lightning checkpoint")
     if "net" not in checkpoint.get("hyper_parameters", {}):
         raise UserError(f"{path} is not a checkpoint of this project (it records no net)")
+    try:
+        check_net_matches(checkpoint["hyper_parameters"]["net"], checkpoint["state_dict"])
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from error
     return checkpoint
