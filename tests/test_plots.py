@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import lightning as L
 import pytest
@@ -23,9 +24,14 @@ from datamodules.split import SplitDataModule, Splits
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
-from training import cli
+from tests.conftest import RunCLI
+from tests.test_configs import test_metric
+from training import cli, plots
 from training.plots import plot_decision_boundary, write_fit_plots
 from training.predictions import fit_summary, write_predictions
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REPO = Path(__file__).parents[1]
 
@@ -227,3 +233,27 @@ def test_a_large_dataset_is_drawn_from_a_fixed_sample(tmp_path: Path) -> None:
     path = plot_data(datamodule, tmp_path / "data.png")
     with Image.open(path) as image:
         assert image.width >= 600
+
+
+def test_plots_and_predictions_score_the_model_as_test_does(
+    run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With dropout, only eval mode makes the plotted accuracy the one ``test`` reports."""
+    titles: dict[str, list[str]] = {}
+
+    def save(figure: Figure, path: Path) -> Path:
+        titles[path.name] = [ax.get_title() for ax in figure.axes]
+        return path
+
+    monkeypatch.setattr(plots, "_save", save)
+    dropout = ["--model.net.dropout", "0.2", "--trainer.max_epochs", "20"]
+    assert run_cli("fit", "circles.yaml", *dropout)[0] == 0
+    assert run_cli("test", "circles.yaml", *dropout, "--ckpt_path", "last")[0] == 0
+    assert run_cli("predict", "circles.yaml", *dropout, "--ckpt_path", "last")[0] == 0
+
+    accuracy = test_metric(tmp_path, "circles")
+    assert 0.6 < accuracy < 1.0, "a model still learning, whose predictions dropout would change"
+    assert titles["decision_boundary.png"][1] == f"Test (200 points, accuracy {accuracy:.1%})"
+    with open(tmp_path / "logs" / "circles" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["prediction"] == r["target"] for r in rows) / len(rows) == pytest.approx(accuracy)

@@ -15,6 +15,7 @@ to close, and a plot can be drawn on a machine without a display.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from datamodules.split import SplitDataModule
+from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader
+from datamodules.split import Pair, SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.classification import ClassificationModule
 from training.csv_log import METRICS_FILE, read_metrics
@@ -68,10 +70,15 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def _splits(datamodule: SplitDataModule) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _splits(datamodule: SplitDataModule) -> tuple[Pair, Pair | None, Pair]:
+    """``(X, y)`` of the train, validation (``None`` when it is the test split) and test splits."""
     datamodule.setup("fit")  # makes the splits once; a no-op when they exist
-    train, test = datamodule.train_set, datamodule.test_set
-    return train.features, train.targets, test.features, test.targets
+    train, val, test = datamodule.train_set, datamodule.val_set, datamodule.test_set
+    return (
+        (train.features, train.targets),
+        None if datamodule.validates_on_test else (val.features, val.targets),
+        (test.features, test.targets),
+    )
 
 
 def _sample(num_points: int) -> Tensor | slice:
@@ -85,18 +92,40 @@ def _sample(num_points: int) -> Tensor | slice:
     return torch.randperm(num_points, generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
 
 
-def _predict(module: WorkflowModule, features: Tensor) -> Tensor:
-    """The module's predictions for ``features``, as the notes compute them (§2.4).
+def _predict(module: WorkflowModule, *features: Tensor) -> list[Tensor]:
+    """The module's predictions for each of ``features``, made by ``Trainer.predict``.
 
-    The module is used in the mode the fit (or ``load_from_checkpoint``) left
-    it: the Trainer owns modes. The configs' nets have no batch norm and no
-    dropout (``CircleModelV2``'s ``dropout`` is 0), so both modes give the
-    same outputs. The split is predicted ``PREDICT_CHUNK`` rows at a time.
+    The Trainer puts the module in eval mode (no dropout) and runs it under
+    ``inference_mode``, as the notes make predictions (§2.4), then gives it
+    back in the mode it had. All the points go through one predict call,
+    ``PREDICT_CHUNK`` rows per batch: a million rows at once would hold a
+    million rows of every layer's activations.
     """
-    with torch.inference_mode():
-        return torch.cat(
-            [module.prediction(module(chunk)) for chunk in features.split(PREDICT_CHUNK)]
+    import lightning as L
+
+    everything = torch.cat(features)
+    no_targets = torch.empty(len(everything), 0)
+    loader = batch_loader(
+        TensorPairs(everything, no_targets), EpochBatchSampler(len(everything), PREDICT_CHUNK)
+    )
+    # The fit has said which devices it found; a second Trainer would say it again.
+    device_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = device_info.level
+    device_info.setLevel(logging.WARNING)
+    try:
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
         )
+    finally:
+        device_info.setLevel(level)
+    batches: Any = trainer.predict(module, dataloaders=loader)
+    predictions = torch.cat([batch["prediction"] for batch in batches])
+    return list(predictions.split([len(f) for f in features]))
 
 
 def _class_colours(num_classes: int) -> Normalize:
@@ -122,9 +151,9 @@ def _scatter_classes(
                 cmap=CMAP,
                 norm=norm,
                 marker=marker,
-                s=20 if marker == "o" else 40,
-                edgecolors="k" if marker == "o" else None,
-                linewidths=0.5 if marker == "o" else 1.5,
+                s=40 if marker == "x" else 20,
+                edgecolors=None if marker == "x" else "k",
+                linewidths=1.5 if marker == "x" else 0.5,
                 label=f"{split}, class {k}",
             )
 
@@ -144,26 +173,33 @@ def _num_classes(*labels: Tensor) -> int:
 
 
 def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
-    """Notes §2.1.2 and §3.1: the training and test data before any model.
+    """Notes §2.1.2 and §3.1: the training, validation and test data before any model.
 
-    One feature (the straight line): ``y`` against ``X``, train in blue and test
-    in green. Two features (the circles): the points in the plane coloured by
-    label, train as circles and test as crosses.
+    One feature (the straight line): ``y`` against ``X``, train in blue, test
+    in green and validation, where it is a split of its own, in orange. Two
+    features (the circles): the points in the plane coloured by label, train
+    as circles, validation as squares and test as crosses.
     """
-    X_train, y_train, X_test, y_test = _splits(datamodule)
+    (X_train, y_train), val, (X_test, y_test) = _splits(datamodule)
     figure = _figure()
     ax = figure.subplots()
     features = X_train.shape[1] if X_train.ndim == 2 else 1
     if features == 1:
         train, test = _sample(len(X_train)), _sample(len(X_test))
         ax.scatter(X_train[train], y_train[train], c="b", s=4, label="Training data")
+        if val is not None:
+            keep = _sample(len(val[0]))
+            ax.scatter(val[0][keep], val[1][keep], c="orange", s=4, label="Validation data")
         ax.scatter(X_test[test], y_test[test], c="g", s=4, label="Testing data")
         ax.set_xlabel("X")
         ax.set_ylabel("y")
         _notes_legend(ax)
     elif features == 2:
-        num_classes = _num_classes(y_train, y_test)
+        labels = [y_train, y_test] if val is None else [y_train, val[1], y_test]
+        num_classes = _num_classes(*labels)
         _scatter_classes(ax, X_train, y_train, num_classes, "o", "train")
+        if val is not None:
+            _scatter_classes(ax, val[0], val[1], num_classes, "s", "validation")
         _scatter_classes(ax, X_test, y_test, num_classes, "x", "test")
         ax.set_xlabel("X0")
         ax.set_ylabel("X1")
@@ -171,7 +207,10 @@ def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
         ax.legend()
     else:
         raise ValueError(f"plot_data draws data with 1 or 2 features, not {features}")
-    ax.set_title(f"Training and test data ({len(X_train)} train, {len(X_test)} test)")
+    counts = f"{len(X_train)} train, {len(X_test)} test"
+    if val is not None:
+        counts = f"{len(X_train)} train, {len(val[0])} validation, {len(X_test)} test"
+    ax.set_title(f"Training and test data ({counts})")
     return _save(figure, path)
 
 
@@ -200,8 +239,8 @@ def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
 
 def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: Path) -> Path:
     """Notes §2.6.4: the model's predictions on the test data beside the true line."""
-    X_train, y_train, X_test, y_test = _splits(datamodule)
-    predictions = _predict(module, X_test)
+    (X_train, y_train), _, (X_test, y_test) = _splits(datamodule)
+    (predictions,) = _predict(module, X_test)
     mae = float((predictions - y_test).abs().mean())
     train, test = _sample(len(X_train)), _sample(len(X_test))
     figure = _figure()
@@ -234,7 +273,7 @@ def plot_decision_boundary(
     """
     import numpy as np
 
-    X_train, y_train, X_test, y_test = _splits(datamodule)
+    (X_train, y_train), _, (X_test, y_test) = _splits(datamodule)
     low = torch.minimum(X_train.min(dim=0).values, X_test.min(dim=0).values)
     high = torch.maximum(X_train.max(dim=0).values, X_test.max(dim=0).values)
     margin = 0.1 * (high - low)
@@ -245,23 +284,25 @@ def plot_decision_boundary(
         indexing="xy",
     )
     grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    surface = _predict(module, grid).reshape(xx.shape)
+    surface, on_train, on_test = _predict(module, grid, X_train, X_test)
+    surface = surface.reshape(xx.shape)
     num_classes = module.num_classes
     levels = np.arange(num_classes + 1) - 0.5
 
     figure = _figure((14, 7))
-    for ax, split, X, y in zip(
+    for ax, split, X, y, predicted in zip(
         figure.subplots(1, 2, sharex=True, sharey=True),
         ("Train", "Test"),
         (X_train, X_test),
         (y_train, y_test),
+        (on_train, on_test),
         strict=True,
     ):
         ax.contourf(
             xx, yy, surface, levels=levels, cmap=CMAP, norm=_class_colours(num_classes), alpha=0.7
         )
         _scatter_classes(ax, X, y, num_classes, "o", split.lower())
-        accuracy = float((_predict(module, X) == y).float().mean())
+        accuracy = float((predicted == y).float().mean())
         ax.set_title(f"{split} ({len(X)} points, accuracy {accuracy:.1%})")
         ax.set_xlabel("X0")
         ax.set_ylabel("X1")

@@ -71,6 +71,11 @@ def fit_summary(
 ) -> str:
     """One line: the last epoch's train and val metrics, the best checkpoint and the logs.
 
+    It predicts nothing itself. The ``val/`` values come from the Trainer's
+    validation loop, which runs the model in eval mode under ``inference_mode``;
+    the ``train/`` values are the means over the epoch's training steps, taken
+    in train mode (with dropout, if the net has any) as the weights changed.
+
     ``Done: epoch 199 | train/loss 0.001312 train/mae ... | val/loss ... | best: ... | logs: ...``
     """
     parts = [f"Done: epoch {epochs_done - 1}" if epochs_done > 0 else "Done: no epoch trained"]
