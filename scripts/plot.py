@@ -8,31 +8,23 @@ from ``logs/linear/config.yaml``, ``logs/linear/metrics.csv`` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-from training.errors import UserError
+from training.errors import ScriptArgumentParser, run_script
 from training.plots import redraw_fit_plots
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message} (usage: python scripts/plot.py logs/<name>)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineErrorParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = ScriptArgumentParser(__doc__, "python scripts/plot.py logs/<name>")
     parser.add_argument("log_dir", type=Path, help="the fit's log dir, <root>/logs/<name>")
-    try:
+
+    def body() -> None:
         args = parser.parse_args(argv)
         for path in redraw_fit_plots(args.log_dir):
             print(path)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+
+    return run_script(body)
 
 
 if __name__ == "__main__":

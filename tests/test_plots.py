@@ -7,7 +7,6 @@ then draw from what that fit wrote, as a user would after ``fit``.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from datamodules.split import SplitDataModule, Splits
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
-from tests.conftest import RunCLI
+from tests.conftest import RunCLI, load_script
 from tests.test_configs import test_metric
 from training import cli, plots
 from training.plots import plot_decision_boundary, write_fit_plots
@@ -62,11 +61,7 @@ def last_checkpoint(log_dir: Path) -> Path:
 
 
 def plot_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("plot_script", REPO / "scripts" / "plot.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("plot")
 
 
 def assert_readable_pngs(paths: list[Path], names: list[str]) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from training.stop_signals import exit_code
 
@@ -35,3 +39,24 @@ class FitStopped(UserError):
         if epochs == 0 or not last.is_file():
             return "no epoch had finished, so there is nothing to resume; start the fit again"
         return f"{last} holds its {epochs} finished epochs; resume with: {resume_command}"
+
+
+class ScriptArgumentParser(argparse.ArgumentParser):
+    """``argparse`` for the scripts: a bad argument is a ``UserError`` naming the usage."""
+
+    def __init__(self, doc: str | None, usage_line: str) -> None:
+        super().__init__(description=doc.splitlines()[0] if doc else None)
+        self.usage_line = usage_line
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (usage: {self.usage_line})")
+
+
+def run_script(body: Callable[[], None]) -> int:
+    """Runs a script's ``body``; a ``UserError`` becomes one line on stderr and its exit code."""
+    try:
+        body()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
