@@ -1,4 +1,4 @@
-"""Every ``scripts/train.py`` command the README shows runs as written (with few epochs)."""
+"""Every ``scripts/`` command the README shows runs as written (with few epochs)."""
 # The DDP and torchrun commands are run, as real processes, by tests/test_ddp.py.
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 from training.cli import main
+
+README = (ROOT / "README.md").read_text()
 
 
 def readme_commands() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
-    lines = re.findall(r"^\.venv/bin/python scripts/train\.py (.+)$", text, flags=re.MULTILINE)
+    lines = re.findall(r"^\.venv/bin/python scripts/train\.py (.+)$", README, flags=re.MULTILINE)
     return [shlex.split(line.split("#")[0]) for line in lines]
 
 
@@ -32,9 +33,24 @@ def test_readme_commands_run_in_order(
 ) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr("sys.argv", ["scripts/train.py"])
-    # Data-parallel commands start processes of their own: tests/test_ddp.py runs those.
-    for command in [c for c in readme_commands() if "ddp" not in c]:
-        # The last value of an option wins: every run is cut to two epochs, under tmp_path.
-        short = ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path)]
-        code = main([*command, *short])
+    lines = re.findall(
+        r"^\.venv/bin/python scripts/(train|export)\.py (.+)$", README, flags=re.MULTILINE
+    )
+    assert ("export", "--name linear") in lines
+    for script, line in lines:
+        command = shlex.split(line.split("#")[0])
+        if script == "export":
+            code = load_script("export").main([*command, "--root", str(tmp_path)])
+        elif "ddp" in command:
+            # Data-parallel commands start processes of their own: tests/test_ddp.py runs those.
+            continue
+        else:
+            # The last value of an option wins: every run is cut to two epochs, under tmp_path.
+            short = ["--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path)]
+            code = main([*command, *short])
         assert code == 0, (command, capsys.readouterr().err[-500:])
+
+    # The course's load code the README gives for the exported file.
+    monkeypatch.chdir(tmp_path)
+    snippets = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    exec(next(s for s in snippets if "best.pth" in s), {})
