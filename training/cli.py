@@ -337,7 +337,7 @@ class WorkflowCLI(LightningCLI):
         print(fit_summary(self.trainer.current_epoch, metrics, best_path, directory))
 
     def predict(self, **kwargs: Any) -> None:
-        """Predicts the held-out split and writes ``logs/<name>/predictions.csv``."""
+        """Predicts the test split and writes ``logs/<name>/predictions.csv``."""
         from training.predictions import write_predictions
 
         batches = self.trainer.predict(**kwargs)
