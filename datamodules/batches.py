@@ -36,6 +36,10 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
         # The same rows as features[index], in a third of the time on a CPU.
         return self.features.index_select(0, index), self.targets.index_select(0, index)
 
+    def __getitems__(self, positions: list[int]) -> tuple[Tensor, Tensor]:
+        """A batch asked for as a list of positions, by a loader's own ``BatchSampler``."""
+        return self[torch.tensor(positions, device=self.features.device)]
+
     def to(self, device: torch.device) -> TensorPairs:
         """The pairs on ``device``: itself when already there, else one copy made there."""
         if self.features.device == device:
@@ -116,4 +120,16 @@ def batch_loader(dataset: TensorPairs, sampler: EpochBatchSampler) -> DataLoader
         sampler=sampler,
         collate_fn=_as_batch,
         generator=torch.Generator(),
+    )
+
+
+def sequential_loader(dataset: TensorPairs, batch_size: int) -> DataLoader:
+    """Batches in order, drawn through the loader's own ``SequentialSampler``.
+
+    ``--trainer.overfit_batches`` replaces any other sampler with a
+    ``SequentialSampler`` of single positions; a loader that already has one
+    is left as it is, so its batches keep their size.
+    """
+    return DataLoader(
+        dataset, batch_size=batch_size, collate_fn=_as_batch, generator=torch.Generator()
     )

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader
+from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader, sequential_loader
 
 Pair = tuple[Tensor, Tensor]
 
@@ -135,6 +135,8 @@ class SplitDataModule(L.LightningDataModule):
         if self.trainer is not None:
             rank, replicas = self.trainer.global_rank, self.trainer.world_size
             device = self.trainer.strategy.root_device
+            if getattr(self.trainer, "overfit_batches", 0):
+                return sequential_loader(dataset.to(device), self.batch_size or len(dataset))
         sampler = EpochBatchSampler(
             len(dataset),
             self.batch_size,

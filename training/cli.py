@@ -86,7 +86,7 @@ class FitConfigSaver(SaveConfigCallback):
     """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage != "fit" or self.already_saved:
+        if stage != "fit" or self.already_saved or trainer.fast_dev_run:
             return
         log_dir = Path(trainer.log_dir)  # on every rank: it may broadcast
         if trainer.is_global_zero:
@@ -280,7 +280,9 @@ class WorkflowCLI(LightningCLI):
             check_writable(checkpoint_dir(root, name).parent)
             check_writable(log_dir(root, name).parent)
             # Before the Trainer launches its processes only rank 0's environment says rank 0.
-            if config.ckpt_path is None and rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+            # fast_dev_run writes nothing, so the earlier run stays where it is.
+            fresh = config.ckpt_path is None and not config.trainer.fast_dev_run
+            if fresh and rank_zero_only.rank == 0:  # type: ignore[attr-defined]
                 moved = keep_earlier_run(root, name)
                 if moved:
                     kept = " and ".join(str(m) for m in moved)

@@ -170,6 +170,9 @@ class RunCheckpoint(Checkpoint):
             self._rng_to_restore = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # fast_dev_run is a smoke test: like Lightning's own checkpoints, it writes none.
+        if getattr(trainer, "fast_dev_run", False):
+            return
         # Validation has run by now. callback_metrics recomputes on every read: read once.
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         epoch = trainer.current_epoch
@@ -195,6 +198,8 @@ class RunCheckpoint(Checkpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._finished_epochs = trainer.current_epoch
+        if getattr(trainer, "fast_dev_run", False):
+            return
         if trainer.current_epoch > self._saved_epoch:
             self._save(trainer, trainer.current_epoch)
         else:
