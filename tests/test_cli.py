@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CONFIGS, RunCLI, snapshot, train_process
 
 
+@pytest.mark.slow
 def test_fit_then_test_from_the_best_checkpoint_in_a_new_process(tmp_path: Path) -> None:
     config = str(CONFIGS / "circles.yaml")
     fit = train_process(tmp_path, "fit", "--config", config, "--trainer.max_epochs", "30")
@@ -62,6 +65,7 @@ def test_resume_applies_a_longer_max_epochs(run_cli: RunCLI, tmp_path: Path) -> 
     assert epochs == [e for e in range(7) for _ in ("val", "train")]
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     result = train_process(tmp_path, "--help")
     assert result.returncode == 0

@@ -8,13 +8,15 @@ real processes, where what a user's terminal shows is the point.
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from lightning_modules import RegressionModule
-from tests.conftest import CONFIGS, RunCLI, snapshot, train_process
+from tests.conftest import CONFIGS, TRAIN, RunCLI, snapshot, train_process
+from training.cli import main
 
 # (config, extra arguments, what the one line says)
 CASES = {
@@ -119,39 +121,56 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-epoch linear run, a truncated and a garbage checkpoint, and a plain file.
+
+    Shared by the module's tests: each refuses before writing, and checks it wrote nothing.
+    """
+    root = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(TRAIN)])
+        args = ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", "3"]
+        assert main(["fit", "--config", str(CONFIGS / "linear.yaml"), *args]) == 0
+    last = root / "checkpoints" / "linear" / "last.ckpt"
+    (root / "truncated.ckpt").write_bytes(last.read_bytes()[:500])
+    (root / "garbage.ckpt").write_bytes(b"not a checkpoint" * 10)
+    (root / "a_file").write_text("a file where a folder is needed")
+    return root
+
+
 @pytest.fixture
-def trained_run(run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A 3-epoch linear run, a truncated and a garbage checkpoint, and a plain file."""
-    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")[0] == 0
-    last = tmp_path / "checkpoints" / "linear" / "last.ckpt"
-    (tmp_path / "truncated.ckpt").write_bytes(last.read_bytes()[:500])
-    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint" * 10)
-    (tmp_path / "a_file").write_text("a file where a folder is needed")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def in_trained_run(run_cli: RunCLI, trained_root: Path, monkeypatch: pytest.MonkeyPatch) -> RunCLI:
+    """``run_cli`` in the shared trained run, as the current directory and the root."""
+    monkeypatch.chdir(trained_root)
+
+    def run(subcommand: str, config: str, *args: str) -> tuple[int, str]:
+        return run_cli(subcommand, config, "--trainer.default_root_dir", str(trained_root), *args)
+
+    return run
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_gets_one_line_and_changes_nothing(
-    case: str, trained_run: Path, run_cli: RunCLI
+    case: str, trained_root: Path, in_trained_run: RunCLI
 ) -> None:
     config, args, message = CASES[case]
     subcommand = "test" if case == "no best checkpoint" else "fit"
     if case == "no best checkpoint":
         args = [*args[:-1], "best"]
         message = "run 'other' has no best checkpoint"
-    before = snapshot(trained_run)
-    code, err = run_cli(subcommand, config, *args)
+    before = snapshot(trained_root)
+    code, err = in_trained_run(subcommand, config, *args)
     assert code == 2
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
-    assert snapshot(trained_run) == before
+    assert snapshot(trained_root) == before
 
 
-def test_resuming_from_best_is_refused(trained_run: Path, run_cli: RunCLI) -> None:
-    code, err = run_cli("fit", "linear.yaml", "--ckpt_path", "best")
+def test_resuming_from_best_is_refused(in_trained_run: RunCLI) -> None:
+    code, err = in_trained_run("fit", "linear.yaml", "--ckpt_path", "best")
     assert code == 2 and "resume with --ckpt_path last" in err
 
 
@@ -183,6 +202,7 @@ class _RunsCode:
         return (os.makedirs, (str(self.path),))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path: Path) -> None:
     marker = tmp_path / "code-ran"
     evil = tmp_path / "evil.ckpt"
@@ -199,6 +219,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     result = train_process(
         tmp_path, "fit", "--config", str(CONFIGS / "circles.yaml"), "--data.noise", "-1"
@@ -231,9 +252,9 @@ def test_max_epochs_is_checked_against_the_epochs_the_checkpoint_holds(run_cli: 
     assert code == 2 and "has already trained 3 epochs" in err
 
 
-def test_predict_refuses_several_processes(trained_run: Path, run_cli: RunCLI) -> None:
+def test_predict_refuses_several_processes(trained_root: Path, in_trained_run: RunCLI) -> None:
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    before = snapshot(trained_run)
-    code, err = run_cli("predict", "linear.yaml", "--ckpt_path", "last", *ddp)
+    before = snapshot(trained_root)
+    code, err = in_trained_run("predict", "linear.yaml", "--ckpt_path", "last", *ddp)
     assert code == 2 and "predict writes one predictions.csv from one process" in err
-    assert snapshot(trained_run) == before
+    assert snapshot(trained_root) == before
