@@ -2,7 +2,14 @@
 
 from datamodules.blobs import BlobsDataModule
 from datamodules.circles import CirclesDataModule
+from datamodules.csv_file import CSVDataModule
 from datamodules.linear import LinearDataModule
 from datamodules.moons import MoonsDataModule
 
-__all__ = ["BlobsDataModule", "CirclesDataModule", "LinearDataModule", "MoonsDataModule"]
+__all__ = [
+    "BlobsDataModule",
+    "CSVDataModule",
+    "CirclesDataModule",
+    "LinearDataModule",
+    "MoonsDataModule",
+]

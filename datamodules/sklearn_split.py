@@ -6,6 +6,7 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from torch import Tensor
 
 from datamodules.split import SplitDataModule, Splits, shuffled_split, shuffled_split_sizes
 
@@ -57,8 +58,12 @@ class SklearnSplitDataModule(SplitDataModule):
         X, y = self.generate()
         return shuffled_split(
             torch.from_numpy(X).type(torch.float),
-            torch.from_numpy(y).type(self.target_dtype),
+            self.as_targets(y),
             self.test_size,
             self.val_size,
             self.random_state,
         )
+
+    def as_targets(self, y: np.ndarray) -> Tensor:
+        """The targets as the loss expects them, of the class's ``target_dtype``."""
+        return torch.from_numpy(y).type(self.target_dtype)

@@ -1,0 +1,121 @@
+"""A dataset of your own: columns of a CSV file, split as the notes split the circles.
+
+The file is read with pandas when the datamodule is built, so a bad file is
+refused in one line before a run writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor
+
+from datamodules.sklearn_split import SklearnSplitDataModule
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+Task = Literal["classification", "regression"]
+
+
+class CSVDataModule(SklearnSplitDataModule):
+    """The ``features`` columns of ``path`` as inputs and its ``target`` column as targets.
+
+    Split as the circles are: ``test_size`` of the rows test and ``val_size``
+    more validate, cut by ``train_test_split`` seeded by ``random_state``.
+    Features are float32 of shape ``(N, len(features))``. For ``classification``
+    the target holds class indices ``0 .. C-1``: with two classes they become
+    float32 labels of shape ``(N,)`` for ``BCEWithLogitsLoss``, with more int64
+    indices for ``CrossEntropyLoss``. For ``regression`` they are float32 of
+    shape ``(N, 1)``, like the straight line's.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        features: list[str],
+        target: str,
+        task: Task = "classification",
+        random_state: int = 42,
+        test_size: float = 0.2,
+        val_size: float = 0.0,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if task not in ("classification", "regression"):
+            raise ValueError(f"task must be classification or regression, got {task!r}")
+        if not features:
+            raise ValueError("features must name at least one column")
+        table = read_columns(Path(path), [*features, target])
+        self.X = table[features].to_numpy(dtype="float32")
+        self.y = table[target].to_numpy(dtype="float32")
+        super().__init__(len(table), random_state, test_size, val_size, batch_size, seed)
+        self.num_classes = count_classes(self.y, target) if task == "classification" else 0
+        self.path = path
+        self.features = features
+        self.target = target
+        self.task = task
+
+    def generate(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.X, self.y
+
+    def as_targets(self, y: np.ndarray) -> Tensor:
+        targets = torch.from_numpy(y)
+        if self.task == "regression":
+            return targets.unsqueeze(dim=1)
+        return targets if self.num_classes == 2 else targets.long()
+
+
+def read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The named columns of a CSV file, every value a number."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file; pass the path of a CSV file as --data.path")
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty; it needs a header row and data rows") from None
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{path} is not a well-formed CSV file: {error}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path} has no column {missing[0]!r}; its columns are {', '.join(table.columns)}"
+        )
+    if table.empty:
+        raise ValueError(f"{path} has a header but no data rows")
+    table = table[columns]
+    for column in columns:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            value = table[column].iloc[row]
+            shown = "an empty cell" if pd.isna(value) else f"{value!r}"
+            # Line 1 is the header: data row r (from 0) is on line r + 2.
+            raise ValueError(f"{path} line {row + 2}, column {column!r}: {shown} is not a number")
+        table[column] = numbers
+    return table
+
+
+def count_classes(y: np.ndarray, target: str) -> int:
+    """The number of classes in a column of class indices ``0 .. C-1``."""
+    import numpy as np
+
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"target {target!r} holds one class ({classes[0]:g}); classification needs two or more"
+        )
+    if not np.array_equal(classes, np.arange(len(classes))):
+        shown = ", ".join(f"{c:g}" for c in classes[:5])
+        raise ValueError(
+            f"target {target!r} holds {shown}{', ...' if len(classes) > 5 else ''};"
+            f" classification needs class indices 0 to {len(classes) - 1}"
+            " (or use --data.task regression)"
+        )
+    return len(classes)
