@@ -24,6 +24,11 @@ TRAIN = ROOT / "scripts" / "train.py"
 
 RunCLI = Callable[..., tuple[int, str]]
 
+# The nets here are too small to gain from a second thread, and on a busy
+# 2-core machine torch's threads spin against other processes, making a fit
+# many times slower (benchmarks/run.py uses one thread for the same reason).
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def run_cli(
