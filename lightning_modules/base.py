@@ -7,7 +7,7 @@ loop); the Trainer does zero_grad, backward and step (3-5), switches between
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from torchmetrics import MetricCollection
 from typing_extensions import Self
 
 from lightning_modules.batch_mean import BatchMean
-from lightning_modules.net_spec import build_net, check_net_matches, net_spec
+from lightning_modules.net_spec import build_net, check_net_matches, check_trusted, net_spec
 
 OptimizerName = Literal["SGD", "Adam", "AdamW"]
 Stage = Literal["train", "val", "test"]
@@ -163,24 +163,49 @@ class WorkflowModule(L.LightningModule):
             for group in optimizer_state["param_groups"]:
                 group["lr"] = self.lr
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The module is recorded once: its arguments, the net as its spec.
+
+        LightningCLI adds the module's class path and its own instantiator,
+        which would rebuild the module through jsonargparse, importing every
+        class path in the arguments, trusted or not.
+        """
+        for key in ("_class_path", "_instantiator"):
+            checkpoint.get("hyper_parameters", {}).pop(key, None)
+
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
-        cls, checkpoint_path: str | Path, map_location: Any = "cpu", **kwargs: Any
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = "cpu",
+        trust: Sequence[str] = (),
+        **kwargs: Any,
     ) -> Self:
         """Rebuilds the module, its net included, from a checkpoint; never unpickles code.
 
         ``weights_only=True`` is always used: a checkpoint whose pickle would run
-        code is refused by torch before anything in it runs. The recorded net
-        must fit the checkpoint's weights before it is built (``check_net_matches``).
+        code is refused by torch before anything in it runs. The net is built
+        from its spec only if its class comes from the project's models or from
+        a module named in ``trust`` (``["my_nets"]`` for a net of your own):
+        importing a module runs its code. The recorded net must fit the
+        checkpoint's weights before it is built (``check_net_matches``).
         """
         if kwargs.pop("weights_only", True) is not True:
             raise ValueError("checkpoints are only loaded with weights_only=True")
         checkpoint = pl_load(checkpoint_path, map_location="cpu", weights_only=True)
         spec = checkpoint.get("hyper_parameters", {}).get("net")
-        if isinstance(spec, Mapping):
-            check_net_matches(spec, checkpoint["state_dict"])
+        if isinstance(spec, Mapping) and "net" not in kwargs:
+            check_trusted(spec, trust)
+            check_net_matches(spec, checkpoint["state_dict"], trust)
+            kwargs["net"] = build_net(spec, trust)
+        # None: a checkpoint written before on_save_checkpoint dropped the
+        # CLI's instantiator still builds the module by calling the class.
         return super().load_from_checkpoint(
-            checkpoint_path, map_location=map_location, weights_only=True, **kwargs
+            checkpoint_path,
+            map_location=map_location,
+            weights_only=True,
+            _instantiator=None,
+            **kwargs,
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

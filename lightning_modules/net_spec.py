@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -42,31 +42,42 @@ def net_spec(net: nn.Module) -> NetSpec:
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
 
 
-# Checkpoints are untrusted data: they may only name nets from these modules.
-# Every net in them keeps its arguments as plain data (tests/test_models.py
-# fits, checkpoints, reloads and resumes each one).
+# Checkpoints are untrusted data: they may only name nets from these modules,
+# and from the modules a caller names in ``trust``. Every net in them keeps its
+# arguments as plain data (tests/test_models.py fits, checkpoints, reloads and
+# resumes each one).
 TRUSTED_MODULES = ("lightning_modules.models",)
 
 
-def build_net(spec: Mapping[str, Any]) -> nn.Module:
-    """Instantiates a spec from a checkpoint.
-
-    Only ``nn.Module`` classes from ``TRUSTED_MODULES`` are imported and
-    called: importing any other module could run its code.
-    """
-    module_name, _, class_name = str(spec["class_path"]).rpartition(".")
-    if not any(module_name == m or module_name.startswith(f"{m}.") for m in TRUSTED_MODULES):
+def check_trusted(spec: Mapping[str, Any], trust: Sequence[str] = ()) -> None:
+    """Refuses a spec whose class is neither the project's nor from a module in ``trust``."""
+    module_name = str(spec["class_path"]).rpartition(".")[0]
+    trusted = (*TRUSTED_MODULES, *trust)
+    if not any(module_name == m or module_name.startswith(f"{m}.") for m in trusted):
         raise ValueError(
             f"{spec['class_path']!r} is not a net this project builds from a checkpoint;"
-            f" nets come from {' or '.join(TRUSTED_MODULES)}"
+            f" nets come from {' or '.join(trusted)}. If you trust the checkpoint, pass"
+            f" trust=[{module_name!r}] to load_from_checkpoint"
         )
+
+
+def build_net(spec: Mapping[str, Any], trust: Sequence[str] = ()) -> nn.Module:
+    """Instantiates a spec from a checkpoint.
+
+    Only ``nn.Module`` classes from ``TRUSTED_MODULES`` and from the modules in
+    ``trust`` are imported and called: importing any other module could run its code.
+    """
+    check_trusted(spec, trust)
+    module_name, _, class_name = str(spec["class_path"]).rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"{spec['class_path']!r} is not an nn.Module class")
     return cls(**dict(spec.get("init_args") or {}))
 
 
-def check_net_matches(spec: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> None:
+def check_net_matches(
+    spec: Mapping[str, Any], state_dict: Mapping[str, Tensor], trust: Sequence[str] = ()
+) -> None:
     """Refuses a checkpoint whose recorded net disagrees with its own weights.
 
     The net is built on the ``meta`` device, which allocates no memory: a
@@ -76,7 +87,7 @@ def check_net_matches(spec: Mapping[str, Any], state_dict: Mapping[str, Tensor])
     """
     try:
         with torch.device("meta"):
-            net = build_net(spec)
+            net = build_net(spec, trust)
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(
             f"the checkpoint records a net that cannot be built ({error}); use another checkpoint"
