@@ -16,8 +16,13 @@ README = (ROOT / "README.md").read_text()
 
 
 def readme_commands() -> list[list[str]]:
-    lines = re.findall(r"^\.venv/bin/python scripts/train\.py (.+)$", README, flags=re.MULTILINE)
-    return [shlex.split(line.split("#")[0]) for line in lines]
+    """The arguments of every command, after ``PYTHONPATH=<folder>`` where one is given."""
+    lines = re.findall(
+        r"^((?:PYTHONPATH=\S+ )?)\.venv/bin/python scripts/train\.py (.+)$",
+        README,
+        flags=re.MULTILINE,
+    )
+    return [[*shlex.split(env), *shlex.split(line.split("#")[0])] for env, line in lines]
 
 
 def test_the_readme_shows_the_main_commands() -> None:
@@ -34,11 +39,15 @@ def test_readme_commands_run_in_order(
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr("sys.argv", ["scripts/train.py"])
     lines = re.findall(
-        r"^\.venv/bin/python scripts/(train|export)\.py (.+)$", README, flags=re.MULTILINE
+        r"^((?:PYTHONPATH=\S+ )?)\.venv/bin/python scripts/(train|export)\.py (.+)$",
+        README,
+        flags=re.MULTILINE,
     )
-    assert ("export", "--name linear") in lines
-    for script, line in lines:
+    assert ("", "export", "--name linear") in lines
+    for env, script, line in lines:
         command = shlex.split(line.split("#")[0])
+        if env:
+            monkeypatch.syspath_prepend(str(ROOT / env.strip().partition("=")[2]))
         if script == "export":
             code = load_script("export").main([*command, "--root", str(tmp_path)])
         elif "ddp" in command:
