@@ -56,7 +56,6 @@ class LinearDataModule(SplitDataModule):
             sizes,
             "use more points (a smaller step), or another train_fraction or val_size",
         )
-        self.save_hyperparameters()
         self.weight = weight
         self.bias = bias
         self.start = start

@@ -42,9 +42,6 @@ class SklearnSplitDataModule(SplitDataModule):
         if n_samples <= 0:
             raise ValueError(f"n_samples must be positive, got {n_samples}")
         shuffled_split_sizes(n_samples, test_size, val_size)
-        # Called here, it also records the arguments of the subclass's __init__;
-        # the seed is kept too, so a resume can check it shuffles the same way.
-        self.save_hyperparameters()
         self.n_samples = n_samples
         self.random_state = random_state
         self.test_size = test_size

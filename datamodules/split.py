@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import lightning as L
@@ -86,7 +86,7 @@ def shuffled_split(
     return Splits((X[train], y[train]), (X[val], y[val]), (X[test], y[test]))
 
 
-class SplitDataModule(L.LightningDataModule):
+class SplitDataModule(L.LightningDataModule, ABC):
     """A train, a validation and a test split, made once in ``setup``.
 
     Validation (every epoch, and the choice of ``best.ckpt``) uses the
@@ -104,6 +104,10 @@ class SplitDataModule(L.LightningDataModule):
     def __init__(self, batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
         check_batch_size(batch_size)
+        # Called here, it also records the arguments of every subclass's __init__
+        # (Lightning reads them from the calling frames): one place for all
+        # datamodules. The seed is kept, so a resume can check it shuffles the same way.
+        self.save_hyperparameters()
         self.batch_size = batch_size
         self.seed = seed
 

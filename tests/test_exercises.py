@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import BlobsDataModule, MoonsDataModule
+from datamodules import BlobsDataModule, LinearDataModule, MoonsDataModule
 from datamodules.sklearn_split import SklearnSplitDataModule
+from datamodules.split import SplitDataModule
 from training.cli import main
 from training.csv_log import read_metrics
 
@@ -87,6 +88,12 @@ def test_datamodule_records_its_arguments_as_hyperparameters() -> None:
         "seed": 0,
     }
     assert BlobsDataModule(centers=3).hparams["centers"] == 3
+    assert LinearDataModule(weight=0.5).hparams["weight"] == 0.5
+
+
+def test_a_datamodule_must_say_how_its_data_are_made() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        SplitDataModule()  # type: ignore[abstract]
 
 
 @pytest.mark.parametrize("datamodule_class", [MoonsDataModule, BlobsDataModule])
