@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -42,8 +42,9 @@ class WorkflowModule(L.LightningModule):
         super().__init__()
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
-        if optimizer not in ("SGD", "Adam", "AdamW"):
-            raise ValueError(f"optimizer must be SGD, Adam or AdamW, got {optimizer!r}")
+        if optimizer not in get_args(OptimizerName):
+            names = ", ".join(get_args(OptimizerName))
+            raise ValueError(f"optimizer must be one of {names}, got {optimizer!r}")
         self.save_hyperparameters(ignore=["net"])
         self.net = build_net(net) if isinstance(net, Mapping) else net
         self.hparams["net"] = net_spec(self.net)
