@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from lightning.fabric.utilities.cloud_io import _load as pl_load
@@ -14,20 +16,26 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 TMP_SUFFIX = ".tmp"
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Writes ``obj`` beside ``path``, fsyncs it, then renames it over ``path``.
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file to write that replaces ``path`` only once it is whole and on disk.
 
-    A process killed at any moment leaves either the previous file or the new
-    one; at worst a stray ``*.tmp`` that the next run removes.
+    Every file the project writes goes through here. It is written beside
+    ``path``, fsynced, then renamed over it: a process killed at any moment
+    leaves either the previous file or the new one; at worst a stray ``*.tmp``
+    that the next run removes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode, newline=None if "b" in mode else "") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -35,16 +43,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.close(directory)
 
 
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    with atomic_file(path, "wb") as f:
+        torch.save(obj, f)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Writes a small text file whole or not at all: a kill leaves the previous one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def remove_stale_tmp_files(directory: Path) -> None:
