@@ -19,7 +19,8 @@ import torch
 from torchmetrics import MetricCollection
 
 from lightning_modules.base import WorkflowModule
-from training.cli import WorkflowCLI, quiet_known_noise
+from training.cli import WorkflowCLI
+from training.warning_filters import quiet_known_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 LINEAR = ROOT / "configs" / "linear.yaml"

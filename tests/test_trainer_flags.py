@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from tests.conftest import CONFIGS, TRAIN
-from training.cli import WorkflowCLI, quiet_known_noise
+from training.cli import WorkflowCLI
+from training.warning_filters import quiet_known_noise
 
 Check = Callable[[WorkflowCLI, Path, str], None]
 

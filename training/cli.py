@@ -7,24 +7,24 @@ before anything is written.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
-import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.net_spec import describe
-from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from training.checkpoint_io import AtomicCheckpointIO
+from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import FitStopped, UserError
+from training.parse_errors import OneLineErrorParser, first_reason
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.runs import (
     check_writable,
@@ -34,65 +34,10 @@ from training.runs import (
     read_checkpoint,
     resolve_ckpt_path,
 )
+from training.warning_filters import quiet_known_noise
 
 # ``--ckpt_path auto``: resume the run from its last.ckpt if it has one, else start it.
 AUTO = "auto"
-
-
-def first_reason(message: str) -> str:
-    """The line that names the problem in jsonargparse's multi-line report.
-
-    A bad value is reported as "does not validate against any of the Union
-    subtypes", followed by one error per subtype; the first is ours.
-    """
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if "Errors:" in lines:
-        reasons: list[list[str]] = []
-        for line in lines[lines.index("Errors:") + 1 :]:
-            if line.startswith("- "):
-                reasons.append([line[2:]])
-            elif reasons and not line.startswith("Given value"):
-                reasons[-1].append(line)
-        reasons = [r for r in reasons if not r[0].startswith("Expected a <class 'NoneType'>")]
-        if reasons:
-            where = lines[0].rstrip(":") + ": " if lines[0].startswith("Parser key") else ""
-            return where + _with_detail(reasons[0])
-    return _with_detail(lines) if lines else message
-
-
-def _with_detail(lines: list[str]) -> str:
-    """A line that ends in a colon is only a heading: the next line says what is wrong."""
-    if len(lines) > 1 and lines[0].endswith(":"):
-        return f"{lines[0]} {lines[1]}"
-    return lines[0]
-
-
-class OneLineErrorParser(LightningArgumentParser):
-    """Reports a bad argument or config key as a ``UserError`` instead of usage text."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        reason = first_reason(str(message))
-        if "--help" not in reason:
-            reason += " (see --help for the options)"
-        raise UserError(reason) from ex
-
-
-class FitConfigSaver(SaveConfigCallback):
-    """Writes the resolved ``config.yaml`` beside the metrics, for ``fit`` only.
-
-    ``validate``, ``test`` and ``predict`` leave what ``fit`` wrote alone. The
-    config was checked when it was parsed; Lightning's callback checks it again
-    while saving, which costs more than a small fit, so it is written as parsed.
-    """
-
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage != "fit" or self.already_saved or trainer.fast_dev_run:
-            return
-        log_dir = Path(trainer.log_dir)  # on every rank: it may broadcast
-        if trainer.is_global_zero:
-            text = self.parser.dump(self.config, skip_none=False, skip_validation=True)
-            atomic_write_text(log_dir / self.config_filename, text)
-        self.already_saved = True
 
 
 def _seed_of(seed_everything: bool | int) -> int:
@@ -361,29 +306,6 @@ class WorkflowCLI(LightningCLI):
                 " drop --trainer.devices/--trainer.num_nodes/--trainer.strategy"
             )
         self._prepare_run_dirs()
-
-
-def quiet_known_noise() -> None:
-    """Filters third-party messages that do not apply to this project, each narrowly."""
-    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing to fix here.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    # Batches are slices of in-memory tensors: worker processes would only add copying.
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # Metrics are logged once per epoch, never per step, so the step interval never applies.
-    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-
-    class _Drop(logging.Filter):
-        def __init__(self, start: str) -> None:
-            super().__init__()
-            self.start = start
-
-        def filter(self, record: logging.LogRecord) -> bool:
-            return not record.getMessage().startswith(self.start)
-
-    # An advert for a cloud service, printed on every fit.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_Drop("💡 Tip"))
-    # The seed is in the config; said before validation, it would precede every error line.
-    logging.getLogger("lightning.fabric.utilities.seed").addFilter(_Drop("Seed set to"))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,0 +1,29 @@
+"""Third-party messages that do not apply to this project, each filtered narrowly."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+def quiet_known_noise() -> None:
+    """Filters third-party messages that do not apply to this project, each narrowly."""
+    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing to fix here.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Batches are slices of in-memory tensors: worker processes would only add copying.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # Metrics are logged once per epoch, never per step, so the step interval never applies.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+
+    class _Drop(logging.Filter):
+        def __init__(self, start: str) -> None:
+            super().__init__()
+            self.start = start
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith(self.start)
+
+    # An advert for a cloud service, printed on every fit.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_Drop("💡 Tip"))
+    # The seed is in the config; said before validation, it would precede every error line.
+    logging.getLogger("lightning.fabric.utilities.seed").addFilter(_Drop("Seed set to"))
