@@ -1,7 +1,7 @@
 """Every Trainer flag a Lightning user debugs and tunes with works from the command line.
 
 Each case is a short ``fit`` of the circles in this process, with mini-batches
-of 100 (8 per epoch) so that flags counting batches have batches to count, and
+of 100 (6 per epoch) so that flags counting batches have batches to count, and
 a check that the flag did what a user expects of it.
 """
 
@@ -55,7 +55,7 @@ def fast_dev_run(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
 def overfit_batches(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
     # The same batch every epoch: its loss falls towards 0.
     losses = [float(r["train/loss"]) for r in rows(tmp_path, "train/loss")]
-    assert cli.trainer.global_step == 50
+    assert cli.trainer.global_step == 100
     assert losses[-1] < 0.05 < 0.5 < losses[0]
 
 
@@ -73,8 +73,8 @@ def val_check_interval(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
 
 
 def accumulate_grad_batches(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
-    # 8 batches per epoch, one optimizer step per 3 (and one for the last 2).
-    assert cli.trainer.global_step == 3 * 3
+    # 6 batches per epoch (600 training points), one optimizer step per 3.
+    assert cli.trainer.global_step == 3 * 2
 
 
 def learns(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
@@ -125,7 +125,16 @@ TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
 CASES: dict[str, tuple[list[str], Check]] = {
     "fast_dev_run": (["--trainer.fast_dev_run", "true"], fast_dev_run),
     "overfit_batches": (
-        ["--trainer.overfit_batches", "1", "--trainer.max_epochs", "50", "--model.lr", "0.1"],
+        [
+            "--trainer.overfit_batches",
+            "1",
+            "--trainer.max_epochs",
+            "100",
+            "--model.lr",
+            "0.1",
+            "--model.net.hidden_units",
+            "32",
+        ],
         overfit_batches,
     ),
     "limit_train_batches and limit_val_batches": (

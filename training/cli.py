@@ -135,7 +135,9 @@ class WorkflowCLI(LightningCLI):
             if config.ckpt_path is None:
                 return
         path = resolve_ckpt_path(config.ckpt_path, root, name)
-        self.checkpoint = read_checkpoint(path)
+        # The config is the user's own: the module of the net it names is trusted.
+        net_class = str(config.get("model.init_args.net.class_path") or "")
+        self.checkpoint = read_checkpoint(path, trust=[net_class.rpartition(".")[0]])
         config.ckpt_path = str(path)
         if subcommand == "fit":
             self._check_resume(config, path, self.checkpoint)

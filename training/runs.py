@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def keep_earlier_run(root: str | Path | None, name: str) -> list[Path]:
     return moved
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path, trust: Sequence[str] = ()) -> dict[str, Any]:
     """Loads a checkpoint the safe way (``weights_only=True``), or says what is wrong with it."""
     unreadable = (
         f"cannot read {path}: it is truncated, corrupt or not a checkpoint;"
@@ -99,7 +100,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if "net" not in checkpoint.get("hyper_parameters", {}):
         raise UserError(f"{path} is not a checkpoint of this project (it records no net)")
     try:
-        check_net_matches(checkpoint["hyper_parameters"]["net"], checkpoint["state_dict"])
+        check_net_matches(checkpoint["hyper_parameters"]["net"], checkpoint["state_dict"], trust)
     except ValueError as error:
         raise UserError(f"{path}: {error}") from error
     return checkpoint
