@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -298,10 +299,15 @@ def postgres_url(tmp_path: Path) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
     run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    run(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-w", "start")
+    # -l: the server writes to its own log, not to the pipes this test reads (it would hold them).
+    log = str(folder / "server.log")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start")
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -323,3 +329,27 @@ def test_two_workers_share_a_sweep_in_postgresql(postgres_url: str, tmp_path: Pa
     again = sweep_process(tmp_path, *args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert not re.search(r"^trial \d+:", again.stdout, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_the_readme_sweep_commands_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each ``scripts/sweep.py`` command of the README (cut to 2 trials of 2 epochs), then
+    the README's ``train.py`` commands on what they left: a trial's test, the best config's fit.
+
+    The PostgreSQL recipe runs in ``test_two_workers_share_a_sweep_in_postgresql``.
+    """
+    text = (ROOT / "README.md").read_text()
+    sweeps = re.findall(r"^\.venv/bin/python scripts/sweep\.py (.+)$", text, flags=re.MULTILINE)
+    trains = re.findall(r"`scripts/train\.py ((?:fit|test) --config (?:logs|sweeps)/[^`]+)`", text)
+    assert len(sweeps) >= 2 and len(trains) == 2
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    monkeypatch.chdir(ROOT)
+    short = ["--trials", "2", "--trainer.max_epochs", "2", "--trainer.default_root_dir"]
+    for command in sweeps:
+        code = sweep.main([*shlex.split(command), *short, str(tmp_path)])
+        assert code == 0, capsys.readouterr().err[-2000:]
+    monkeypatch.chdir(tmp_path)
+    for command in trains:
+        assert train_main(shlex.split(command)) == 0, command
