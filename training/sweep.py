@@ -244,7 +244,7 @@ def prepare(
 ) -> Sweep:
     """Checks everything, then creates (or reopens) the study. Nothing is written before."""
     probe = check(spec, args)
-    root = probe._run_config.trainer.default_root_dir
+    root = probe.config["fit"].trainer.default_root_dir
     sweep = Sweep(spec, name, trials, storage, tuple(args), root)
     study = optuna.create_study(
         study_name=name,
