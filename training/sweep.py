@@ -310,18 +310,20 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
         prune = PruneTrial(trial, spec.metric, set(frozen.intermediate_values))
         try:
             with lightning_info_quiet():
-                TrialCLI(args, [prune], plots=spec.plots)
+                cli = TrialCLI(args, [prune], plots=spec.plots)
         except TrainingDiverged as error:
             trial.set_user_attr("error", str(error))
             study.tell(trial, state=TrialState.FAIL)
             print(f"trial {trial.number}: failed: {error}", flush=True)
             return
+        if cli.trainer.interrupted:  # left running: the next run of the sweep resumes it
+            raise UserError(f"trial {trial.number} was interrupted; run the same command to resume")
         pruned_at = prune.pruned_at
     rows = [r for r in read_metrics(log_dir(sweep.root, name) / METRICS_FILE) if r.get(spec.metric)]
     epochs = int(float(rows[-1]["epoch"])) + 1
     value = float(rows[-1][spec.metric])
     trial.set_user_attr("epochs", epochs)
-    shown = ", ".join(f"{key}={value}" for key, value in params.items())
+    shown = ", ".join(f"{key}={param}" for key, param in params.items())
     if pruned_at is not None:
         trial.set_user_attr("pruned_at_epoch", pruned_at)
         study.tell(trial, state=TrialState.PRUNED)
