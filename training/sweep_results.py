@@ -103,10 +103,15 @@ def write_plots(sweep: Sweep, study: optuna.Study) -> list[str]:
     with warnings.catch_warnings():
         # Optuna marks its matplotlib plots experimental; they are used as documented.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        figures = {"history.png": plots.plot_optimization_history(study)}
+        metric = sweep.spec.metric
+        figures = {"history.png": plots.plot_optimization_history(study, target_name=metric)}
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(finished) >= 2:
-            figures["importances.png"] = plots.plot_param_importances(study)
+            # Seeded: fANOVA fits a random forest, and the same trials should draw the same plot.
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=sweep.spec.seed)
+            figures["importances.png"] = plots.plot_param_importances(
+                study, evaluator=evaluator, target_name=metric
+            )
         for filename, axes in figures.items():
             figure = axes.get_figure(root=True)
             assert figure is not None, "Optuna's plots draw on a figure of their own"
