@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shlex
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CONFIGS, ROOT, process_env, snapshot
+from tests.conftest import CONFIGS, ROOT, callback_option, snapshot, train_process
 from training import sweep
 from training.cli import main as train_main
 from training.csv_log import METRICS_FILE as METRICS
@@ -209,18 +208,9 @@ def test_an_unreachable_storage_is_one_line_and_starts_nothing(
     assert snapshot(root) == {}
 
 
-def sweep_process(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def sweep_process(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``scripts/sweep.py`` as a real process, in a process group of its own."""
-    return subprocess.run(
-        [sys.executable, str(SWEEP), *args],
-        cwd=root,
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        start_new_session=True,
-    )
+    return train_process(root, *args, timeout=600, script=SWEEP)
 
 
 @pytest.mark.slow
@@ -234,11 +224,8 @@ def test_killed_sweep_reruns_to_the_same_result_losing_and_repeating_nothing(
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    kill = {
-        "class_path": "sweep_kill.KillSweepOnce",
-        "init_args": {"run": "trial-1", "epoch": 2, "marker": str(tmp_path / "killed-once")},
-    }
-    command = ["--config", str(config), *common, "--trainer.callbacks=" + json.dumps([kill])]
+    kill = callback_option("KillSweepOnce", run="trial-1", epoch=2, marker=str(tmp_path / "once"))
+    command = ["--config", str(config), *common, kill]
     first = sweep_process(killed, *command)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
     rerun = sweep_process(killed, *command)
@@ -246,7 +233,7 @@ def test_killed_sweep_reruns_to_the_same_result_losing_and_repeating_nothing(
 
     # Trial 0 had finished: not run again. Trial 1 resumed from its own last.ckpt.
     assert "trial 0:" not in rerun.stdout
-    assert "trial 1: resuming from checkpoints/tiny/trial-1/last.ckpt" in rerun.stdout
+    assert "Resuming run 'tiny/trial-1' from checkpoints/tiny/trial-1/last.ckpt" in rerun.stderr
     assert not list((killed / "logs" / "tiny").glob("trial-*.*"))  # no run restarted aside
     assert by_trial(results(killed)) == by_trial(results(reference))
     for row in results(reference):

@@ -13,7 +13,7 @@ Trial ``N`` of sweep ``S`` is the run ``S/trial-N``: its own ``last.ckpt``,
   normal run does (checkpoints and rows written) and is marked pruned.
 - Kill and rerun: a running trial holds a lock file that the kernel releases
   when its process dies. A rerun finds the RUNNING trials of this machine whose
-  lock is free and resumes each from its own ``last.ckpt`` (``--ckpt_path last``).
+  lock is free and resumes each from its own ``last.ckpt`` (``--ckpt_path auto``).
 - ``--workers N``: N processes on one study; a lock around "claim or ask"
   gives every trial to exactly one of them.
 """
@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import shlex
+import signal
 import socket
 import sys
 import warnings
@@ -38,11 +40,10 @@ import optuna
 from lightning.pytorch.callbacks import Callback
 from optuna.trial import TrialState
 
-from training.cli import WorkflowCLI, quiet_known_noise
+from training.cli import AUTO, WorkflowCLI, quiet_known_noise
 from training.csv_log import METRICS_FILE, read_metrics
-from training.errors import TrainingDiverged, UserError
-from training.run_checkpoint import LAST
-from training.runs import checkpoint_dir, log_dir
+from training.errors import FitStopped, TrainingDiverged, UserError
+from training.runs import log_dir
 from training.sweep_space import Choice, SweepSpec, load_spec
 from training.sweep_storage import locked, open_storage, release, try_lock
 
@@ -302,11 +303,8 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     pruned_at = frozen.user_attrs.get("pruned_at_epoch")
     if pruned_at is None:  # not pruned before a kill: fit, or resume the fit
-        args = sweep.trial_args(trial.number, params)
-        last = checkpoint_dir(sweep.root, name) / LAST
-        if last.is_file():
-            print(f"trial {trial.number}: resuming from {last}", flush=True)
-            args += ["--ckpt_path", "last"]
+        # auto: a trial killed after a checkpoint resumes from its own last.ckpt.
+        args = [*sweep.trial_args(trial.number, params), "--ckpt_path", AUTO]
         prune = PruneTrial(trial, spec.metric, set(frozen.intermediate_values))
         try:
             with lightning_info_quiet():
@@ -344,10 +342,22 @@ def work(sweep: Sweep) -> None:
             release(fd)
 
 
+def stopped(stop: FitStopped) -> str:
+    """A signal stopped a trial's fit at an epoch's end; the same command carries on."""
+    command = shlex.join([sys.executable, sys.argv[0], *sys.argv[1:]])
+    return (
+        f"{signal.Signals(stop.signum).name} stopped the sweep; the running trial keeps its"
+        f" finished epochs in its last.ckpt. Resume with: {command}"
+    )
+
+
 def _worker(sweep: Sweep) -> None:
     quiet()
     try:
         work(sweep)
+    except FitStopped as stop:
+        print(stopped(stop), file=sys.stderr)
+        sys.exit(stop.exit_code)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
@@ -399,6 +409,8 @@ def main(args: Sequence[str] | None = None) -> int:
             workers = [spawn.Process(target=_worker, args=(sweep,)) for _ in range(options.workers)]
             for worker in workers:
                 worker.start()
+            # Ctrl-C reaches every worker, which stops its trial at the epoch's end; wait for them.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for worker in workers:
                 worker.join()
             failed = [w.exitcode for w in workers if w.exitcode]
@@ -407,6 +419,9 @@ def main(args: Sequence[str] | None = None) -> int:
         from training.sweep_results import report
 
         report(sweep, sweep.open_study())
+    except FitStopped as stop:
+        print(stopped(stop), file=sys.stderr)
+        return stop.exit_code
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
