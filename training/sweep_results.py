@@ -139,7 +139,11 @@ def report(sweep: Sweep, study: optuna.Study) -> None:
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if finished:
         best = study.best_trial
-        atomic_write_text(sweep.folder / "best.yaml", best_config(sweep, best))
-        written.append("best.yaml")
         print(f"Best: trial {best.number}, {sweep.spec.metric} {best.value:.6g}")
+        if (log_dir(sweep.root, sweep.run_name(best.number)) / "config.yaml").is_file():
+            atomic_write_text(sweep.folder / "best.yaml", best_config(sweep, best))
+            written.append("best.yaml")
+        else:  # another machine of a shared sweep ran it
+            host = best.user_attrs.get("host")
+            print(f"Trial {best.number} ran on {host}: the same command there writes best.yaml")
     print(f"Written to {sweep.folder}: {', '.join(written)}")
