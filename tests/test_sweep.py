@@ -241,7 +241,10 @@ def test_killed_sweep_reruns_to_the_same_result_losing_and_repeating_nothing(
 
 
 @pytest.mark.slow
-def test_workers_take_distinct_trials_each_equal_to_a_single_run(tmp_path: Path) -> None:
+def test_workers_take_distinct_trials_each_equal_to_a_single_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "train.py")])
     config = sweep_file(tmp_path, trials=4)
     done = sweep_process(tmp_path, "--config", str(config), "--workers", "2", *EPOCHS)
     assert done.returncode == 0, done.stderr[-2000:]
