@@ -67,13 +67,15 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs ``scripts/train.py`` as a real process in ``root``.
+def train_process(
+    root: Path, *args: str, timeout: float = 120, script: Path = TRAIN
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``scripts/train.py`` (or another ``script``) as a real process in ``root``.
 
     It runs in a process group of its own, killed whole if it overruns, so
     neither it nor any process it started outlives the test.
     """
-    command = [sys.executable, str(TRAIN), *args]
+    command = [sys.executable, str(script), *args]
     with subprocess.Popen(
         command,
         cwd=root,

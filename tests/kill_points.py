@@ -133,3 +133,29 @@ class HangAt(Callback):
             Path(self.marker).touch()
             while True:
                 time.sleep(1)
+
+
+class KillSweepOnce(Callback):
+    """SIGKILLs the whole process group (a sweep and its workers) once, in run ``run`` at ``epoch``.
+
+    A marker file makes it fire once: the rerun passes the same options, so the
+    same callback, and must get past that point.
+    """
+
+    def __init__(self, run: str, epoch: int, marker: str) -> None:
+        self.run = run
+        self.epoch = epoch
+        self.marker = Path(marker)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        in_run = Path(str(trainer.log_dir)).name == self.run
+        if in_run and trainer.current_epoch == self.epoch and not self.marker.exists():
+            self.marker.touch()
+            os.killpg(os.getpgrp(), signal.SIGKILL)

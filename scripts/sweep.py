@@ -1,0 +1,15 @@
+"""Run a hyperparameter sweep: every trial is a ``train.py fit`` run.
+
+Example: ``python scripts/sweep.py --config configs/sweeps/circles_course.yaml``.
+"""
+
+import gc
+import sys
+
+from training.sweep import main
+
+if __name__ == "__main__":
+    code = main()
+    # As in train.py: everything is written; leave the objects torch made to the OS.
+    gc.freeze()
+    sys.exit(code)

@@ -1,0 +1,345 @@
+"""Sweeps: seeded, resumable, parallel, every trial a normal run (tiny sweeps, few epochs)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS, ROOT, callback_option, snapshot, train_process
+from training import sweep
+from training.cli import main as train_main
+from training.csv_log import METRICS_FILE as METRICS
+from training.csv_log import final_metrics, read_metrics
+
+SWEEP = ROOT / "scripts" / "sweep.py"
+EPOCHS = ["--trainer.max_epochs", "3"]
+
+RunSweep = Callable[..., tuple[int, str, str]]
+
+
+def sweep_file(directory: Path, **changes: Any) -> Path:
+    """A tiny sweep over the project's circles recipe; ``changes`` replace its keys."""
+    spec: dict[str, Any] = {
+        "name": "tiny",
+        "config": str(CONFIGS / "circles.yaml"),
+        "metric": "val/loss",
+        "direction": "minimize",
+        "trials": 3,
+        "seed": 7,
+        "space": {
+            "model.lr": {"low": 0.001, "high": 0.1, "log": True},
+            "model.net.hidden_units": {"low": 4, "high": 16},
+            "model.optimizer": ["SGD", "Adam"],
+        },
+    }
+    spec.update(changes)
+    path = directory / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def run_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> RunSweep:
+    """Runs ``scripts/sweep.py`` in this process; returns exit code, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+
+    def run(config: Path, root: Path, *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = sweep.main(["--config", str(config), "--trainer.default_root_dir", str(root), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def results(root: Path, name: str = "tiny") -> list[dict[str, str]]:
+    with open(root / "sweeps" / name / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def by_trial(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {row["trial"]: row for row in rows}
+
+
+def metrics_csv(root: Path, run: str) -> str:
+    return (root / "logs" / run / "metrics.csv").read_text()
+
+
+def test_a_seeded_sweep_is_reproducible_and_its_best_config_reproduces_the_best_trial(
+    run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    config = sweep_file(tmp_path)
+    first, second = tmp_path / "first", tmp_path / "second"
+    code, out, err = run_sweep(config, first, *EPOCHS)
+    assert code == 0, err
+    assert run_sweep(config, second, *EPOCHS)[0] == 0
+    table = results(first)
+    assert table == results(second)
+    assert sorted(int(row["trial"]) for row in table) == [0, 1, 2]
+    assert all(row["state"] == "complete" and row["epochs"] == "3" for row in table)
+    for row in table:
+        assert metrics_csv(first, row["run"]) == metrics_csv(second, row["run"])
+    # Ranked best first; the table is printed too.
+    values = [float(row["val/loss"]) for row in table]
+    assert values == sorted(values)
+    assert f"Best: trial {table[0]['trial']}" in out
+    folder = first / "sweeps" / "tiny"
+    assert (folder / "history.png").stat().st_size > 0
+    assert (folder / "importances.png").stat().st_size > 0
+
+    # Every trial is a normal run: train.py tests its best checkpoint with the run's config.
+    best = table[0]["run"]
+    assert (first / "checkpoints" / best / "last.ckpt").is_file()
+    trial_config = first / "logs" / best / "config.yaml"
+    code = train_main(
+        ["test", "--config", str(trial_config), "--name", best, "--ckpt_path", "best"]
+    )
+    assert code == 0
+    assert (first / "logs" / best / "test" / "metrics.csv").is_file()
+
+    # best.yaml, fitted from scratch, ends with the best trial's validation metric.
+    assert train_main(["fit", "--config", str(folder / "best.yaml")]) == 0
+    refit = final_metrics(first / "logs" / "tiny" / "best" / "metrics.csv")["val/loss"]
+    assert abs(refit - values[0]) <= 1e-6
+
+
+def test_pruned_trials_stop_as_normal_runs_and_say_at_which_epoch(
+    run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    # One good and one hopeless learning rate; each epoch's val/loss goes to the pruner.
+    config = sweep_file(
+        tmp_path,
+        trials=4,
+        seed=3,
+        space={"model.lr": [0.05, 0.00001]},
+        pruner={"n_startup_trials": 1, "n_warmup_steps": 1},
+    )
+    code, out, err = run_sweep(config, tmp_path, "--trainer.max_epochs", "6")
+    assert code == 0, err
+    table = sorted(results(tmp_path), key=lambda row: int(row["trial"]))
+    good_done = False
+    for row in table:
+        epochs = {int(r["epoch"]) for r in read_metrics(tmp_path / "logs" / row["run"] / METRICS)}
+        if float(row["model.lr"]) == 0.00001 and good_done:
+            epoch = int(row["state"].removeprefix("pruned at epoch "))
+            assert row["state"] == f"pruned at epoch {epoch}" and epoch < 5
+            assert f"trial {row['trial']}: pruned at epoch {epoch}" in out
+            # The pruned epoch itself is trained and logged; its checkpoints are written.
+            assert epochs == set(range(epoch + 1)) and row["epochs"] == str(epoch + 1)
+            assert (tmp_path / "checkpoints" / row["run"] / "best.ckpt").is_file()
+        else:
+            assert row["state"] == "complete" and epochs == set(range(6))
+        good_done = good_done or (float(row["model.lr"]) == 0.05)
+    assert any(row["state"].startswith("pruned") for row in table)
+    # What the pruner saw each epoch is what the run logged for that epoch.
+    study = sweep.Sweep(sweep.load_spec(config), "tiny", 4, None, (), str(tmp_path)).open_study()
+    for trial in study.get_trials():
+        rows = read_metrics(tmp_path / "logs" / f"tiny/trial-{trial.number}" / METRICS)
+        logged = {int(r["epoch"]): float(r["val/loss"]) for r in rows if r["val/loss"]}
+        assert trial.intermediate_values == logged
+
+
+BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
+    "unknown key": (
+        {"space": {"model.no_such_option": [1, 2]}},
+        "search space model.no_such_option",
+    ),
+    "empty choices": ({"space": {"model.optimizer": []}}, "has an empty choice list"),
+    "low >= high": (
+        {"space": {"model.lr": {"low": 0.1, "high": 0.1}}},
+        "low (0.1) must be below high (0.1)",
+    ),
+    "log touching 0": (
+        {"space": {"model.lr": {"low": 0.0, "high": 0.1, "log": True}}},
+        "a log range must stay above 0",
+    ),
+    "a metric no run logs": ({"metric": "val/accuracy"}, "no run logs the metric 'val/accuracy'"),
+    "a choice the model refuses": (
+        {"space": {"model.optimizer": ["SGD", "Adagrad"]}},
+        "search space model.optimizer='Adagrad'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPACES))
+def test_bad_input_is_one_line_and_starts_nothing(
+    case: str, run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    changes, expected = BAD_SPACES[case]
+    config = sweep_file(tmp_path, **changes)
+    root = tmp_path / "root"
+    root.mkdir()
+    code, _, err = run_sweep(config, root, *EPOCHS)
+    assert code == 2
+    assert err.startswith("error: ") and expected in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert snapshot(root) == {}
+
+
+def test_an_unreachable_storage_is_one_line_and_starts_nothing(
+    run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{port}/nothing"
+    code, _, err = run_sweep(sweep_file(tmp_path), root, "--storage", url, *EPOCHS)
+    assert code == 2
+    assert err.startswith(f"error: cannot open storage {url}: "), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert snapshot(root) == {}
+
+
+def sweep_process(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/sweep.py`` as a real process, in a process group of its own."""
+    return train_process(root, *args, timeout=600, script=SWEEP)
+
+
+@pytest.mark.slow
+def test_killed_sweep_reruns_to_the_same_result_losing_and_repeating_nothing(
+    run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    config = sweep_file(tmp_path)
+    common = ["--trainer.max_epochs", "4", "--checkpoint.every_n_seconds", "0"]
+    reference = tmp_path / "reference"
+    assert run_sweep(config, reference, *common)[0] == 0
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    kill = callback_option("KillSweepOnce", run="trial-1", epoch=2, marker=str(tmp_path / "once"))
+    command = ["--config", str(config), *common, kill]
+    first = sweep_process(killed, *command)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    rerun = sweep_process(killed, *command)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+    # Trial 0 had finished: not run again. Trial 1 resumed from its own last.ckpt.
+    assert "trial 0:" not in rerun.stdout
+    assert "Resuming run 'tiny/trial-1' from checkpoints/tiny/trial-1/last.ckpt" in rerun.stderr
+    assert not list((killed / "logs" / "tiny").glob("trial-*.*"))  # no run restarted aside
+    assert by_trial(results(killed)) == by_trial(results(reference))
+    for row in results(reference):
+        assert metrics_csv(killed, row["run"]) == metrics_csv(reference, row["run"])
+
+
+@pytest.mark.slow
+def test_workers_take_distinct_trials_each_equal_to_a_single_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "train.py")])
+    config = sweep_file(tmp_path, trials=4)
+    done = sweep_process(tmp_path, "--config", str(config), "--workers", "2", *EPOCHS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = results(tmp_path)
+    assert sorted(int(row["trial"]) for row in table) == [0, 1, 2, 3]
+    assert all(row["state"] == "complete" for row in table)
+    assert sorted(p.name for p in (tmp_path / "logs" / "tiny").iterdir()) == [
+        f"trial-{n}" for n in range(4)
+    ]
+    for row in table:
+        args = ["--model.lr", row["model.lr"], "--model.optimizer", row["model.optimizer"]]
+        args += ["--model.net.hidden_units", row["model.net.hidden_units"]]
+        single = tmp_path / "single" / row["trial"]
+        root = ["--trainer.default_root_dir", str(single)]
+        code = train_main(["fit", "--config", str(CONFIGS / "circles.yaml"), *EPOCHS, *args, *root])
+        assert code == 0
+        assert metrics_csv(single, "circles") == metrics_csv(tmp_path, row["run"])
+
+
+def postgres_binaries() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    """A PostgreSQL server of its own on localhost, for this test only."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries missing: apt-get install -y postgresql")
+    # pytest's tmp_path is private to root; the server's own user must enter this folder.
+    folder = Path(tempfile.mkdtemp(prefix="sweep-pg-"))
+    folder.chmod(0o755)
+    data = folder / "pgdata"
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    run(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    # -l: the server writes to its own log, not to the pipes this test reads (it would hold them).
+    log = str(folder / "server.log")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_sweep_in_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    config = sweep_file(tmp_path, trials=4)
+    args = ["--config", str(config), "--storage", postgres_url, *EPOCHS]
+    done = sweep_process(tmp_path, *args, "--workers", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = results(tmp_path)
+    assert sorted(int(row["trial"]) for row in table) == [0, 1, 2, 3]
+    assert all(row["state"] == "complete" for row in table)
+    assert not (tmp_path / "sweeps" / "tiny" / "study.journal").exists()
+    # A second machine running the same command finds the sweep complete.
+    again = sweep_process(tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not re.search(r"^trial \d+:", again.stdout, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_the_readme_sweep_commands_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each ``scripts/sweep.py`` command of the README (cut to 2 trials of 2 epochs), then
+    the README's ``train.py`` commands on what they left: a trial's test, the best config's fit.
+
+    The PostgreSQL recipe runs in ``test_two_workers_share_a_sweep_in_postgresql``.
+    """
+    text = (ROOT / "README.md").read_text()
+    sweeps = re.findall(r"^\.venv/bin/python scripts/sweep\.py (.+)$", text, flags=re.MULTILINE)
+    trains = re.findall(r"`scripts/train\.py ((?:fit|test) --config (?:logs|sweeps)/[^`]+)`", text)
+    assert len(sweeps) >= 2 and len(trains) == 2
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    monkeypatch.chdir(ROOT)
+    short = ["--trials", "2", "--trainer.max_epochs", "2", "--trainer.default_root_dir"]
+    for command in sweeps:
+        code = sweep.main([*shlex.split(command), *short, str(tmp_path)])
+        assert code == 0, capsys.readouterr().err[-2000:]
+    monkeypatch.chdir(tmp_path)
+    for command in trains:
+        assert train_main(shlex.split(command)) == 0, command

@@ -1,0 +1,428 @@
+"""Hyperparameter sweeps on Optuna, where every trial is a normal run of ``train.py fit``.
+
+``scripts/sweep.py --config configs/sweeps/circles_course.yaml`` checks the
+sweep, opens its study and runs trials until the planned number is reached.
+Trial ``N`` of sweep ``S`` is the run ``S/trial-N``: its own ``last.ckpt``,
+``best.ckpt``, ``metrics.csv`` and ``config.yaml``, made by the project's CLI.
+
+- Sampling: TPE seeded with the sweep's seed plus the trial number, so a
+  trial's parameters depend only on the seed and the trials finished before
+  it, not on which process asks or whether an earlier process was killed.
+- Pruning: after each epoch's validation the metric goes to ``trial.report``
+  and the pruner decides; a pruned trial stops at the end of that epoch as a
+  normal run does (checkpoints and rows written) and is marked pruned.
+- Kill and rerun: a running trial holds a lock file that the kernel releases
+  when its process dies. A rerun finds the RUNNING trials of this machine whose
+  lock is free and resumes each from its own ``last.ckpt`` (``--ckpt_path auto``).
+- ``--workers N``: N processes on one study; a lock around "claim or ask"
+  gives every trial to exactly one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import shlex
+import signal
+import socket
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import optuna
+from lightning.pytorch.callbacks import Callback
+from optuna.trial import TrialState
+
+from training.cli import AUTO, WorkflowCLI, quiet_known_noise
+from training.csv_log import METRICS_FILE, read_metrics
+from training.errors import FitStopped, TrainingDiverged, UserError
+from training.runs import log_dir
+from training.sweep_space import Choice, SweepSpec, load_spec
+from training.sweep_storage import locked, open_storage, release, try_lock
+
+HOST = socket.gethostname()
+# A trial asked for but not yet claimed by its process is left alone this long.
+CLAIM_GRACE = timedelta(minutes=1)
+OWN_OPTIONS = ("--name", "--ckpt_path")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A checked sweep: what every worker process needs to run its trials."""
+
+    spec: SweepSpec
+    name: str
+    trials: int
+    storage: str | None
+    args: tuple[str, ...]  # train.py options given to every trial
+    root: str | None  # --trainer.default_root_dir of the trials
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.root or ".") / "sweeps" / self.name
+
+    def run_name(self, number: int) -> str:
+        return f"{self.name}/trial-{number}"
+
+    def trial_args(self, number: int, params: dict[str, Choice]) -> list[str]:
+        options = [item for key, value in params.items() for item in (f"--{key}", cli_value(value))]
+        return [
+            "fit",
+            "--config",
+            str(self.spec.config),
+            *self.args,
+            *options,
+            "--name",
+            self.run_name(number),
+        ]
+
+    def open_study(self) -> optuna.Study:
+        pruner = optuna.pruners.MedianPruner(**self.spec.pruner)
+        storage = open_storage(self.storage, self.folder)
+        return optuna.load_study(study_name=self.name, storage=storage, pruner=pruner)
+
+
+def cli_value(value: Choice) -> str:
+    """A parameter as train.py reads it back exactly (``repr`` of a float round-trips)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@contextmanager
+def lightning_info_quiet() -> Iterator[None]:
+    """Hides Lightning's device report and model summary; a sweep prints one line per trial."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class CheckCLI(WorkflowCLI):
+    """Parses and builds a trial's config as ``fit`` does, and writes nothing.
+
+    With ``probe`` it trains one batch in a bare Trainer (no logger, no
+    checkpoint) to learn which metrics the runs log.
+    """
+
+    def __init__(self, args: list[str], probe: bool) -> None:
+        self.probe = probe
+        self.logged: set[str] = set()
+        super().__init__(args=args)
+
+    def before_fit(self) -> None:
+        """Nothing is prepared: no run folder is made or moved."""
+
+    def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule, **_: Any) -> None:
+        if not self.probe:
+            return
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=1,
+            limit_train_batches=1,
+            limit_val_batches=1,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, datamodule=datamodule)
+        self.logged = set(trainer.callback_metrics)
+
+    def after_fit(self) -> None:
+        """No plots and no summary: nothing was trained."""
+
+
+class TrialCLI(WorkflowCLI):
+    """``train.py fit`` with the sweep's callbacks added to the run's own, plots only if asked."""
+
+    def __init__(self, args: list[str], callbacks: list[Callback], plots: bool) -> None:
+        self.trial_callbacks = callbacks
+        self.plots = plots
+        super().__init__(args=args)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        configured = self.config_init[str(self.subcommand)].trainer.callbacks or []
+        if not isinstance(configured, list):
+            configured = [configured]
+        return super().instantiate_trainer(callbacks=[*configured, *self.trial_callbacks], **kwargs)
+
+    def after_fit(self) -> None:
+        if self.plots:
+            super().after_fit()
+
+
+class PruneTrial(Callback):
+    """Reports each epoch's validation metric to the trial and stops the fit if it is pruned.
+
+    Optuna's documented pruning protocol (``trial.report`` then
+    ``trial.should_prune`` once per epoch), as optuna-integration's
+    ``PyTorchLightningPruningCallback`` does it, except for how the fit ends:
+    that callback raises ``TrialPruned`` inside the fit, which drops the
+    epoch's rows and any checkpoint not yet written. Here the Trainer is asked
+    to stop, so a pruned trial ends as a normal run, with ``last.ckpt``,
+    ``best.ckpt`` and every epoch's row.
+    """
+
+    def __init__(self, trial: optuna.Trial, monitor: str, reported: set[int]) -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.reported = reported  # steps reported before a kill: a resume reaches them again
+        self.pruned_at: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        if epoch not in self.reported:
+            self.trial.report(float(trainer.callback_metrics[self.monitor]), step=epoch)
+            self.reported.add(epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            trainer.should_stop = True
+
+
+def check(spec: SweepSpec, args: Sequence[str]) -> CheckCLI:
+    """Builds a trial at every end of every range and every choice; refuses what would fail.
+
+    Returns the check of the first trial, whose config and logged metrics the sweep uses.
+    """
+    for option in OWN_OPTIONS:
+        if any(a == option or a.startswith(option + "=") for a in args):
+            raise UserError(f"{option} is set by the sweep for each trial; leave it out")
+    first = {key: dim.candidates()[0] for key, dim in spec.space.items()}
+    variants = [(None, first)] + [
+        (key, {**first, key: value})
+        for key, dim in spec.space.items()
+        for value in dim.candidates()[1:]
+    ]
+    sweep = Sweep(spec, spec.name, spec.trials, None, tuple(args), None)
+    probe: CheckCLI | None = None
+    with lightning_info_quiet():
+        for key, params in variants:
+            try:
+                cli = CheckCLI(sweep.trial_args(0, params), probe=probe is None)
+            except UserError as error:
+                key = key or _culprit(sweep, params)
+                where = f"{key}={params[key]!r}" if key else ", ".join(spec.space)
+                raise UserError(f"search space {where}: {error}") from error
+            probe = probe or cli
+    assert probe is not None
+    if spec.metric not in probe.logged:
+        logged = ", ".join(sorted(probe.logged))
+        raise UserError(f"no run logs the metric {spec.metric!r}; choose one of: {logged}")
+    return probe
+
+
+def _culprit(sweep: Sweep, params: dict[str, Choice]) -> str | None:
+    """The key that breaks the config on its own, to name it in the error."""
+    for key, value in params.items():
+        try:
+            CheckCLI(sweep.trial_args(0, {key: value}), probe=False)
+        except UserError:
+            return key
+    return None
+
+
+def prepare(
+    spec: SweepSpec, args: Sequence[str], name: str, trials: int, storage: str | None
+) -> Sweep:
+    """Checks everything, then creates (or reopens) the study. Nothing is written before."""
+    probe = check(spec, args)
+    root = probe.config["fit"].trainer.default_root_dir
+    sweep = Sweep(spec, name, trials, storage, tuple(args), root)
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(storage, sweep.folder),
+        direction=spec.direction,
+        load_if_exists=True,
+    )
+    recorded = {k: v for k, v in study.user_attrs.items() if k in ("sweep", "args")}
+    wanted = {"sweep": spec.fingerprint(), "args": list(args)}
+    if not recorded:
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+    elif recorded != wanted:
+        changed = next(k for k in wanted if recorded.get(k) != wanted[k])
+        what = "train.py options" if changed == "args" else "settings"
+        raise UserError(
+            f"sweep {name!r} was started with other {what} ({recorded.get(changed)});"
+            " rerun it as it was, or pass --name for a new sweep"
+        )
+    return sweep
+
+
+def claim(sweep: Sweep, study: optuna.Study) -> tuple[optuna.Trial, int] | None:
+    """The next trial for this process and the lock that keeps it: a killed one, else a new one."""
+    with locked(sweep.folder / "locks" / "sweep.lock"):
+        now = datetime.now()
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            host = frozen.user_attrs.get("host")
+            started = frozen.datetime_start or now
+            if host != HOST and (host is not None or now - started < CLAIM_GRACE):
+                continue
+            fd = try_lock(trial_lock(sweep, frozen.number))
+            if fd is not None:
+                # Optuna has no public way to take up a trial another process started.
+                return optuna.Trial(study, frozen._trial_id), fd
+        if len(study.get_trials(deepcopy=False)) >= sweep.trials:
+            return None
+        trial = study.ask()
+        fd = try_lock(trial_lock(sweep, trial.number))
+        assert fd is not None, "a new trial's lock is free"
+        trial.set_user_attr("host", HOST)
+        return trial, fd
+
+
+def trial_lock(sweep: Sweep, number: int) -> Path:
+    return sweep.folder / "locks" / f"trial-{number}.lock"
+
+
+def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
+    """Fits trial N as the run ``<sweep>/trial-N``, resuming its ``last.ckpt``; tells Optuna."""
+    spec = sweep.spec
+    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + trial.number)
+    params = {key: dim.suggest(trial, key) for key, dim in spec.space.items()}
+    name = sweep.run_name(trial.number)
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    pruned_at = frozen.user_attrs.get("pruned_at_epoch")
+    if pruned_at is None:  # not pruned before a kill: fit, or resume the fit
+        # auto: a trial killed after a checkpoint resumes from its own last.ckpt.
+        args = [*sweep.trial_args(trial.number, params), "--ckpt_path", AUTO]
+        prune = PruneTrial(trial, spec.metric, set(frozen.intermediate_values))
+        try:
+            with lightning_info_quiet():
+                cli = TrialCLI(args, [prune], plots=spec.plots)
+        except TrainingDiverged as error:
+            trial.set_user_attr("error", str(error))
+            study.tell(trial, state=TrialState.FAIL)
+            print(f"trial {trial.number}: failed: {error}", flush=True)
+            return
+        if cli.trainer.interrupted:  # left running: the next run of the sweep resumes it
+            raise UserError(f"trial {trial.number} was interrupted; run the same command to resume")
+        pruned_at = prune.pruned_at
+    rows = [r for r in read_metrics(log_dir(sweep.root, name) / METRICS_FILE) if r.get(spec.metric)]
+    epochs = int(float(rows[-1]["epoch"])) + 1
+    value = float(rows[-1][spec.metric])
+    trial.set_user_attr("epochs", epochs)
+    shown = ", ".join(f"{key}={param}" for key, param in params.items())
+    if pruned_at is not None:
+        trial.set_user_attr("pruned_at_epoch", pruned_at)
+        study.tell(trial, state=TrialState.PRUNED)
+        print(f"trial {trial.number}: pruned at epoch {pruned_at} ({shown})", flush=True)
+    else:
+        study.tell(trial, value)
+        print(f"trial {trial.number}: {spec.metric} {value:.6g} ({shown})", flush=True)
+
+
+def work(sweep: Sweep) -> None:
+    """One worker: claims and runs trials until the sweep has its planned number."""
+    study = sweep.open_study()
+    while (claimed := claim(sweep, study)) is not None:
+        trial, fd = claimed
+        try:
+            run_trial(sweep, study, trial)
+        finally:
+            release(fd)
+
+
+def stopped(stop: FitStopped) -> str:
+    """A signal stopped a trial's fit at an epoch's end; the same command carries on."""
+    command = shlex.join([sys.executable, sys.argv[0], *sys.argv[1:]])
+    return (
+        f"{signal.Signals(stop.signum).name} stopped the sweep; the running trial keeps its"
+        f" finished epochs in its last.ckpt. Resume with: {command}"
+    )
+
+
+def _worker(sweep: Sweep) -> None:
+    quiet()
+    try:
+        work(sweep)
+    except FitStopped as stop:
+        print(stopped(stop), file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+
+
+def parse_args(args: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py",
+        description="Runs an Optuna sweep in which every trial is a train.py fit."
+        " Other options (such as --trainer.max_epochs 50) go to every trial.",
+    )
+    parser.add_argument("--config", required=True, help="the sweep's YAML (configs/sweeps/)")
+    parser.add_argument("--name", help="the sweep's name (default: the YAML's name)")
+    parser.add_argument(
+        "--trials", type=int, help="the planned number of trials (default: the YAML's)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes working on the sweep")
+    parser.add_argument(
+        "--storage",
+        help="an Optuna storage URL, e.g. postgresql+psycopg://user@host/db"
+        " (default: a journal file in the sweep's folder)",
+    )
+    return parser.parse_known_args(args)
+
+
+def quiet() -> None:
+    quiet_known_noise()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Trials run the CLI in this process, with arguments of their own rather than sys.argv.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    quiet()
+    options, trial_args = parse_args(args)
+    try:
+        if options.workers < 1:
+            raise UserError(f"--workers must be 1 or more, got {options.workers}")
+        if options.trials is not None and options.trials < 1:
+            raise UserError(f"--trials must be 1 or more, got {options.trials}")
+        spec = load_spec(options.config)
+        name = options.name or spec.name
+        sweep = prepare(spec, trial_args, name, options.trials or spec.trials, options.storage)
+        print(f"Sweep {name!r}: {sweep.trials} trials; results in {sweep.folder}", flush=True)
+        if options.workers == 1:
+            work(sweep)
+        else:
+            spawn = multiprocessing.get_context("spawn")
+            workers = [spawn.Process(target=_worker, args=(sweep,)) for _ in range(options.workers)]
+            for worker in workers:
+                worker.start()
+            # Ctrl-C reaches every worker, which stops its trial at the epoch's end; wait for them.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for worker in workers:
+                worker.join()
+            failed = [w.exitcode for w in workers if w.exitcode]
+            if failed:
+                return failed[0]
+        from training.sweep_results import report
+
+        report(sweep, sweep.open_study())
+    except FitStopped as stop:
+        print(stopped(stop), file=sys.stderr)
+        return stop.exit_code
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0

@@ -1,0 +1,92 @@
+"""Where a sweep's trials are recorded, and the file locks that keep its workers apart.
+
+The default storage is Optuna's journal file in the sweep's folder: it needs no
+server, and Optuna recommends it over SQLite for several processes. Every lock
+here is an ``flock``, which the kernel releases when its process dies, even by
+SIGKILL: Optuna's own journal locks (a symlink or an ``O_EXCL`` file) outlive a
+killed process and make the next run wait out their 30-second grace period.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+# Optuna exports its two journal locks but not their base class.
+from optuna.storages.journal._file import BaseJournalFileLock
+from sqlalchemy.exc import SQLAlchemyError
+
+from training.errors import UserError
+
+JOURNAL = "study.journal"
+
+
+def try_lock(path: Path) -> int | None:
+    """An exclusive lock on ``path`` held through the returned descriptor, or None if taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # closing the last descriptor releases the flock
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``path``, waiting for it if another process has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class FlockJournalLock(BaseJournalFileLock):
+    """Serialises appends to the journal; released by the kernel if its holder is killed."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
+    """The journal file in ``folder``, or the Optuna storage at ``url`` (connected now)."""
+    if url is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        journal = folder / JOURNAL
+        backend = JournalFileBackend(
+            str(journal), lock_obj=FlockJournalLock(folder / "journal.lock")
+        )
+        return JournalStorage(backend)
+    try:
+        return optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"cannot open storage {url}: {reason}; check the URL and that its server is running"
+        ) from error
