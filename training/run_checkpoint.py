@@ -155,7 +155,10 @@ class RunCheckpoint(Checkpoint):
             )
         self.signals.install()
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # Before Lightning's teardown, which puts back the handlers it found.
         self.signals.restore()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -204,6 +207,9 @@ class RunCheckpoint(Checkpoint):
             self._save(trainer, trainer.current_epoch)
         else:
             self._write_best(trainer)
+        # Saved: from here a signal acts as it did before the fit. (Lightning's teardown,
+        # next, puts back the handlers it found before it registered its own.)
+        self.signals.restore()
 
     def _due(self) -> bool:
         return time.monotonic() - self._last_write >= self.every_n_seconds
