@@ -21,7 +21,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
-from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import FitStopped, UserError
@@ -34,6 +33,7 @@ from training.runs import (
     read_checkpoint,
     resolve_ckpt_path,
 )
+from training.same_experiment import changed_settings
 
 # ``--ckpt_path auto``: resume the run from its last.ckpt if it has one, else start it.
 AUTO = "auto"
@@ -220,13 +220,6 @@ class WorkflowCLI(LightningCLI):
                 f"{path} has already trained {done} epochs, more than --trainer.max_epochs"
                 f" {max_epochs}; pass --trainer.max_epochs {done} or more"
             )
-        trained_seed = checkpoint.get("datamodule_hyper_parameters", {}).get("seed")
-        seed = _seed_of(config.seed_everything)
-        if trained_seed is not None and trained_seed != seed:
-            raise UserError(
-                f"{path} was trained with seed_everything {trained_seed}, not {seed};"
-                f" resume with --seed_everything {trained_seed}"
-            )
 
     def instantiate_classes(self) -> None:
         """Builds model, data and Trainer; a value they reject becomes a one-line error."""
@@ -242,24 +235,36 @@ class WorkflowCLI(LightningCLI):
             report = next((m for m in messages if "Errors:" in m), messages[-1])
             raise UserError(f"invalid configuration: {first_reason(report)}") from error
 
-    def after_instantiate_classes(self) -> None:
+    def _check_checkpoint_settings(self) -> None:
+        """Refuses a checkpoint whose recorded settings the command changes.
+
+        A resume continues the same experiment (see ``training/same_experiment.py``);
+        ``validate``, ``test`` and ``predict`` may use other data, but the weights
+        only fit the net they were trained in.
+        """
         if self.checkpoint is None:
             return
-        trained = self.checkpoint["hyper_parameters"]
-        configured = self.model.hparams
-        if trained["net"] != configured["net"]:
-            raise UserError(
-                f"the checkpoint holds {describe(trained['net'])} but the config builds"
-                f" {describe(configured['net'])}; use the config the checkpoint was trained with"
+        resume = self.subcommand == "fit"
+        changed = changed_settings(
+            self.checkpoint,
+            self.model.hparams,
+            self.datamodule.hparams,
+            keys=None if resume else frozenset({"--model.net"}),
+        )
+        if changed:
+            fix = (
+                "a resume continues the same experiment: pass the values it was trained with,"
+                " or start a new --name"
+                if resume
+                else "its weights only fit that net: pass the config it was trained with"
             )
-        if trained.get("optimizer") != configured.get("optimizer"):
             raise UserError(
-                f"the checkpoint was trained with {trained.get('optimizer')}, not"
-                f" {configured.get('optimizer')}; an optimizer's state cannot move to another"
-                " kind: resume with the same --model.optimizer, or start a new --name"
+                f"{self._run_config.ckpt_path} was trained with {', '.join(changed)}; {fix}"
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
+        # Model and data are built by now; the Trainer would print its devices before a refusal.
+        self._check_checkpoint_settings()
         config = self.config_init[str(self.subcommand)]
         root, name = config.trainer.default_root_dir, config.name
         directory = log_dir(root, name)
