@@ -1,6 +1,6 @@
 """Callbacks that kill, signal or hang their own training process at a chosen point.
 
-Used by the resume and stop tests: a kill is as abrupt as a power cut for the
+Used by the resume, stop and run-lock tests: a kill is as abrupt as a power cut for the
 process, and choosing the point makes each test hit the moment it is about.
 """
 

@@ -25,6 +25,7 @@ from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import FitStopped, UserError
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
+from training.run_lock import RunLock
 from training.runs import (
     check_writable,
     checkpoint_dir,
@@ -107,9 +108,17 @@ class WorkflowCLI(LightningCLI):
     """LightningCLI with run names, exact resume and checks before anything is written."""
 
     checkpoint: dict[str, Any] | None = None
+    run_lock: RunLock | None = None
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.argv = list(sys.argv[1:] if args is None else args)
+        try:
+            self._build_and_run(args, run)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
+
+    def _build_and_run(self, args: list[str] | None, run: bool) -> None:
         super().__init__(
             model_class=WorkflowModule,
             datamodule_class=SplitDataModule,
@@ -267,6 +276,7 @@ class WorkflowCLI(LightningCLI):
         self._check_checkpoint_settings()
         config = self.config_init[str(self.subcommand)]
         root, name = config.trainer.default_root_dir, config.name
+        self._lock_run(root, name)
         directory = log_dir(root, name)
         if self.subcommand != "fit":
             directory = directory / str(self.subcommand)
@@ -278,15 +288,27 @@ class WorkflowCLI(LightningCLI):
         plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
 
+    def _lock_run(self, root: str | None, name: str) -> None:
+        """Takes the run before anything is written or printed (``training/run_lock.py``)."""
+        # Before the Trainer launches its processes only rank 0's environment says rank 0.
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+            return
+        check_writable(log_dir(root, name).parent)
+        self.run_lock = RunLock(root, name)
+        if self.subcommand == "fit":
+            self.run_lock.hold_for_fit()
+        else:
+            self.run_lock.hold_for_reading()
+
     def _prepare_run_dirs(self) -> None:
         config = self._run_config
         root, name = config.trainer.default_root_dir, config.name
         if self.subcommand == "fit":
             check_writable(checkpoint_dir(root, name).parent)
             check_writable(log_dir(root, name).parent)
-            # Before the Trainer launches its processes only rank 0's environment says rank 0.
-            if config.ckpt_path is None and rank_zero_only.rank == 0:  # type: ignore[attr-defined]
-                moved = keep_earlier_run(root, name)
+            if config.ckpt_path is None and self.run_lock is not None:
+                with self.run_lock.without_readers():
+                    moved = keep_earlier_run(root, name)
                 if moved:
                     kept = " and ".join(str(m) for m in moved)
                     print(
