@@ -62,11 +62,17 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def train_process(
+    root: Path,
+    *args: str,
+    timeout: float = 120,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Runs ``scripts/train.py`` as a real process in ``root``.
 
     It runs in a process group of its own, killed whole if it overruns, so
-    neither it nor any process it started outlives the test.
+    neither it nor any process it started outlives the test. ``preexec_fn`` runs
+    in the child before it starts, e.g. to limit its resources.
     """
     command = [sys.executable, str(TRAIN), *args]
     with subprocess.Popen(
@@ -77,6 +83,7 @@ def train_process(root: Path, *args: str, timeout: float = 120) -> subprocess.Co
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=preexec_fn,
     ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import torch
 from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from training.errors import WriteFailed
 
 TMP_SUFFIX = ".tmp"
 
@@ -21,13 +25,20 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     one; at worst a stray ``*.tmp`` that the next run removes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with failed_write_reported(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            try:
+                torch.save(obj, f)
+            except RuntimeError as error:
+                # torch's zip writer, closing after a failed write, raises its own error over it.
+                if isinstance(error.__context__, OSError):
+                    raise error.__context__ from error
+                raise
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -38,13 +49,47 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Writes a small text file whole or not at all: a kill leaves the previous one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
+    with failed_write_reported(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)
         os.replace(tmp, path)
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Appends ``text`` to ``path`` whole or not at all.
+
+    A full disk can take part of a write: the file is cut back to where it ended.
+    """
+    data = memoryview(text.encode())
+    with failed_write_reported(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+            except OSError:
+                os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def failed_write_reported(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """Turns a failed write of ``path`` into ``WriteFailed``, which names the file.
+
+    A full disk fails a write with an ``OSError`` that names no file. ``tmp``,
+    the half-written file beside ``path``, is removed whatever happens.
+    """
+    try:
+        yield
+    except OSError as error:
+        raise WriteFailed.of(path, error) from error
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def remove_stale_tmp_files(directory: Path) -> None:

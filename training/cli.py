@@ -23,7 +23,7 @@ from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from training.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.errors import FitStopped, UserError
+from training.errors import FitStopped, UserError, WriteFailed
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run_lock import RunLock
 from training.runs import (
@@ -345,6 +345,18 @@ class WorkflowCLI(LightningCLI):
         python = sys.executable if python.startswith("..") else python
         return shlex.join([python, sys.argv[0], *args])
 
+    def fit(self, **kwargs: Any) -> None:
+        try:
+            self.trainer.fit(**kwargs)
+        except WriteFailed as failure:
+            raise failure.instead(self._what_a_stopped_fit_kept()) from failure
+
+    def _what_a_stopped_fit_kept(self) -> str:
+        config = self._run_config
+        last = checkpoint_dir(config.trainer.default_root_dir, config.name) / LAST
+        epochs = epochs_done(read_checkpoint(last)) if last.is_file() else 0
+        return "free some space; " + FitStopped.kept(epochs, last, self.resume_command())
+
     def after_fit(self) -> None:
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
         # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
@@ -357,7 +369,13 @@ class WorkflowCLI(LightningCLI):
 
         config = self._run_config
         directory = log_dir(config.trainer.default_root_dir, config.name)
-        write_fit_plots(directory, self.datamodule, self.model)
+        try:
+            write_fit_plots(directory, self.datamodule, self.model)
+        except WriteFailed as failure:
+            raise failure.instead(
+                "the fit finished and its checkpoints are written: free some space,"
+                f" then draw the plots with python scripts/plot.py {directory}"
+            ) from failure
         best = checkpoint_dir(config.trainer.default_root_dir, config.name) / BEST
         metrics = final_metrics(directory / METRICS_FILE)
         best_path = best if best.is_file() else None

@@ -27,6 +27,7 @@ from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader
 from datamodules.split import Pair, SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.classification import ClassificationModule
+from training.checkpoint_io import failed_write_reported
 from training.csv_log import METRICS_FILE, read_metrics
 from training.errors import UserError
 from training.run_checkpoint import BEST, LAST
@@ -60,13 +61,11 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 
 def _save(figure: Figure, path: Path) -> Path:
     """Writes the PNG whole or not at all: a killed redraw leaves the previous file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with failed_write_reported(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(tmp, format="png")
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

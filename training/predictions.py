@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from training.checkpoint_io import failed_write_reported
 
 
 def _column(tensor: Tensor, what: str) -> Tensor:
@@ -49,17 +50,15 @@ def write_predictions(batches: list[dict[str, Tensor]], path: Path) -> Path:
     rows = zip(features.numpy(), prediction.numpy(), target.numpy(), strict=True)
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with failed_write_reported(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
             for x, p, t in rows:
                 writer.writerow([*(str(v) for v in x), str(p), str(t)])
         os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
