@@ -68,12 +68,17 @@ def load_script(name: str) -> ModuleType:
 
 
 def train_process(
-    root: Path, *args: str, timeout: float = 120, script: Path = TRAIN
+    root: Path,
+    *args: str,
+    timeout: float = 120,
+    script: Path = TRAIN,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``scripts/train.py`` (or another ``script``) as a real process in ``root``.
 
     It runs in a process group of its own, killed whole if it overruns, so
-    neither it nor any process it started outlives the test.
+    neither it nor any process it started outlives the test. ``preexec_fn`` runs
+    in the child before it starts, e.g. to limit its resources.
     """
     command = [sys.executable, str(script), *args]
     with subprocess.Popen(
@@ -84,6 +89,7 @@ def train_process(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=preexec_fn,
     ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)

@@ -1,6 +1,6 @@
 """Callbacks that kill, signal or hang their own training process at a chosen point.
 
-Used by the resume and stop tests: a kill is as abrupt as a power cut for the
+Used by the resume, stop and run-lock tests: a kill is as abrupt as a power cut for the
 process, and choosing the point makes each test hit the moment it is about.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from training.run_checkpoint import LAST
 
 
 def _die() -> None:
@@ -49,24 +51,38 @@ class KillAt(Callback):
             _die()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Armed at the epoch's start: the next file write is this epoch's last.ckpt
-        # (metrics.csv rows are appended, not renamed, after epoch 0).
+        # Armed at the epoch's start, for this epoch's write of last.ckpt (best.ckpt
+        # is written just before it; metrics.csv rows are appended, not renamed).
         if trainer.current_epoch != self.epoch:
             return
         real_replace = os.replace
+
+        def is_last(path: Any) -> bool:
+            return Path(str(path)).name.startswith(LAST)
+
         if self.at == "before_rename":
-            os.replace = lambda *args, **kwargs: _die()  # type: ignore[assignment]
+
+            def die_instead(src: Any, dst: Any) -> None:
+                if is_last(dst):
+                    _die()
+                real_replace(src, dst)
+
+            os.replace = die_instead  # type: ignore[assignment]
         elif self.at == "after_save":
 
-            def replace_then_die(*args: Any, **kwargs: Any) -> None:
-                real_replace(*args, **kwargs)
-                _die()
+            def replace_then_die(src: Any, dst: Any) -> None:
+                real_replace(src, dst)
+                if is_last(dst):
+                    _die()
 
-            os.replace = replace_then_die
+            os.replace = replace_then_die  # type: ignore[assignment]
         elif self.at == "mid_write":
             real_save = torch.save
 
             def half_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+                if not is_last(getattr(f, "name", "")):
+                    real_save(obj, f, *args, **kwargs)
+                    return
                 buffer = io.BytesIO()
                 real_save(obj, buffer)
                 data = buffer.getvalue()

@@ -8,6 +8,7 @@ real processes, where what a user's terminal shows is the point.
 from __future__ import annotations
 
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from lightning_modules import RegressionModule
 from tests.conftest import CONFIGS, TRAIN, RunCLI, snapshot, train_process
 from training.cli import main
+from training.run_checkpoint import epochs_done
 
 # (config, extra arguments, what the one line says)
 CASES = {
@@ -48,17 +50,29 @@ CASES = {
     "another task's checkpoint": (
         "circles.yaml",
         ["--ckpt_path", "checkpoints/linear/last.ckpt"],
-        "the checkpoint holds LinearRegressionModelV2() but the config builds CircleModelV2(",
+        "--model.net LinearRegressionModelV2() (now CircleModelV2(",
     ),
     "another optimizer": (
         "linear.yaml",
         ["--ckpt_path", "last", "--model.optimizer", "Adam"],
-        "trained with SGD, not Adam",
+        "was trained with --model.optimizer SGD (now Adam); a resume continues the same"
+        " experiment: pass the values it was trained with, or start a new --name",
     ),
     "another seed": (
         "linear.yaml",
         ["--ckpt_path", "last", "--seed_everything", "7"],
-        "resume with --seed_everything 42",
+        "was trained with --seed_everything 42 (now 7);",
+    ),
+    "other data on resume": (
+        "linear.yaml",
+        ["--ckpt_path", "last", "--data.weight", "0.5", "--data.step", "0.01"],
+        "checkpoints/linear/last.ckpt was trained with --data.weight 0.7 (now 0.5),"
+        " --data.step 0.02 (now 0.01); a resume continues the same experiment",
+    ),
+    "another net to test": (
+        "circles.yaml",
+        ["--ckpt_path", "checkpoints/linear/best.ckpt"],
+        "best.ckpt was trained with --model.net LinearRegressionModelV2() (now CircleModelV2(",
     ),
     "gpu without a gpu": (
         "linear.yaml",
@@ -155,7 +169,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(
     case: str, trained_root: Path, in_trained_run: RunCLI
 ) -> None:
     config, args, message = CASES[case]
-    subcommand = "test" if case == "no best checkpoint" else "fit"
+    subcommand = "test" if case in ("no best checkpoint", "another net to test") else "fit"
     if case == "no best checkpoint":
         args = [*args[:-1], "best"]
         message = "run 'other' has no best checkpoint"
@@ -167,6 +181,34 @@ def test_bad_input_gets_one_line_and_changes_nothing(
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert snapshot(trained_root) == before
+
+
+def test_a_resume_may_change_what_does_not_change_the_experiment(
+    trained_root: Path, run_cli: RunCLI, tmp_path: Path
+) -> None:
+    """Each setting that ``training/same_experiment.py`` lists as free, changed at once."""
+    root = tmp_path / "resumed"
+    shutil.copytree(trained_root, root)
+    code, err = run_cli(
+        "fit",
+        "linear.yaml",
+        "--trainer.default_root_dir",
+        str(root),
+        "--ckpt_path",
+        "last",
+        "--trainer.max_epochs",
+        "5",
+        "--model.lr",
+        "0.02",
+        "--trainer.accelerator",
+        "cpu",
+        "--checkpoint.every_n_seconds",
+        "0",
+    )
+    assert code == 0, err
+    checkpoint = torch.load(root / "checkpoints/linear/last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["lr"] == 0.02
+    assert epochs_done(checkpoint) == 5
 
 
 def test_resuming_from_best_is_refused(in_trained_run: RunCLI) -> None:

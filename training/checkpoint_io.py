@@ -13,6 +13,8 @@ from lightning.fabric.utilities.cloud_io import _load as pl_load
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from training.errors import WriteFailed
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -26,16 +28,14 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     that the next run removes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
+    with failed_write_reported(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, mode, newline=None if "b" in mode else "") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -45,12 +45,54 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     with atomic_file(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as error:
+            # torch's zip writer, closing after a failed write, raises its own error over it.
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from error
+            raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_file(path) as f:
         f.write(text)
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Appends ``text`` to ``path`` whole or not at all.
+
+    A full disk can take part of a write: the file is cut back to where it ended.
+    """
+    data = memoryview(text.encode())
+    with failed_write_reported(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+            except OSError:
+                os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def failed_write_reported(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """Turns a failed write of ``path`` into ``WriteFailed``, which names the file.
+
+    A full disk fails a write with an ``OSError`` that names no file. ``tmp``,
+    the half-written file beside ``path``, is removed whatever happens.
+    """
+    try:
+        yield
+    except OSError as error:
+        raise WriteFailed.of(path, error) from error
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def remove_stale_tmp_files(directory: Path) -> None:

@@ -19,13 +19,13 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
-from lightning_modules.net_spec import describe
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.errors import FitStopped, UserError
+from training.errors import FitStopped, UserError, WriteFailed
 from training.parse_errors import OneLineErrorParser, first_reason
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
+from training.run_lock import RunLock
 from training.runs import (
     check_writable,
     checkpoint_dir,
@@ -34,6 +34,7 @@ from training.runs import (
     read_checkpoint,
     resolve_ckpt_path,
 )
+from training.same_experiment import changed_settings
 from training.warning_filters import quiet_known_noise
 
 # ``--ckpt_path auto``: resume the run from its last.ckpt if it has one, else start it.
@@ -52,9 +53,17 @@ class WorkflowCLI(LightningCLI):
     """LightningCLI with run names, exact resume and checks before anything is written."""
 
     checkpoint: dict[str, Any] | None = None
+    run_lock: RunLock | None = None
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.argv = list(sys.argv[1:] if args is None else args)
+        try:
+            self._build_and_run(args, run)
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
+
+    def _build_and_run(self, args: list[str] | None, run: bool) -> None:
         super().__init__(
             model_class=WorkflowModule,
             datamodule_class=SplitDataModule,
@@ -167,13 +176,6 @@ class WorkflowCLI(LightningCLI):
                 f"{path} has already trained {done} epochs, more than --trainer.max_epochs"
                 f" {max_epochs}; pass --trainer.max_epochs {done} or more"
             )
-        trained_seed = checkpoint.get("datamodule_hyper_parameters", {}).get("seed")
-        seed = _seed_of(config.seed_everything)
-        if trained_seed is not None and trained_seed != seed:
-            raise UserError(
-                f"{path} was trained with seed_everything {trained_seed}, not {seed};"
-                f" resume with --seed_everything {trained_seed}"
-            )
 
     def instantiate_classes(self) -> None:
         """Builds model, data and Trainer; a value they reject becomes a one-line error."""
@@ -189,26 +191,39 @@ class WorkflowCLI(LightningCLI):
             report = next((m for m in messages if "Errors:" in m), messages[-1])
             raise UserError(f"invalid configuration: {first_reason(report)}") from error
 
-    def after_instantiate_classes(self) -> None:
+    def _check_checkpoint_settings(self) -> None:
+        """Refuses a checkpoint whose recorded settings the command changes.
+
+        A resume continues the same experiment (see ``training/same_experiment.py``);
+        ``validate``, ``test`` and ``predict`` may use other data, but the weights
+        only fit the net they were trained in.
+        """
         if self.checkpoint is None:
             return
-        trained = self.checkpoint["hyper_parameters"]
-        configured = self.model.hparams
-        if trained["net"] != configured["net"]:
-            raise UserError(
-                f"the checkpoint holds {describe(trained['net'])} but the config builds"
-                f" {describe(configured['net'])}; use the config the checkpoint was trained with"
+        resume = self.subcommand == "fit"
+        changed = changed_settings(
+            self.checkpoint,
+            self.model.hparams,
+            self.datamodule.hparams,
+            keys=None if resume else frozenset({"--model.net"}),
+        )
+        if changed:
+            fix = (
+                "a resume continues the same experiment: pass the values it was trained with,"
+                " or start a new --name"
+                if resume
+                else "its weights only fit that net: pass the config it was trained with"
             )
-        if trained.get("optimizer") != configured.get("optimizer"):
             raise UserError(
-                f"the checkpoint was trained with {trained.get('optimizer')}, not"
-                f" {configured.get('optimizer')}; an optimizer's state cannot move to another"
-                " kind: resume with the same --model.optimizer, or start a new --name"
+                f"{self._run_config.ckpt_path} was trained with {', '.join(changed)}; {fix}"
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
+        # Model and data are built by now; the Trainer would print its devices before a refusal.
+        self._check_checkpoint_settings()
         config = self.config_init[str(self.subcommand)]
         root, name = config.trainer.default_root_dir, config.name
+        self._lock_run(root, name)
         directory = log_dir(root, name)
         if self.subcommand != "fit":
             directory = directory / str(self.subcommand)
@@ -220,17 +235,30 @@ class WorkflowCLI(LightningCLI):
         plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
 
+    def _lock_run(self, root: str | None, name: str) -> None:
+        """Takes the run before anything is written or printed (``training/run_lock.py``)."""
+        # Before the Trainer launches its processes only rank 0's environment says rank 0.
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+            return
+        check_writable(log_dir(root, name).parent)
+        self.run_lock = RunLock(root, name)
+        if self.subcommand == "fit":
+            self.run_lock.hold_for_fit()
+        else:
+            self.run_lock.hold_for_reading()
+
     def _prepare_run_dirs(self) -> None:
         config = self._run_config
         root, name = config.trainer.default_root_dir, config.name
         if self.subcommand == "fit":
             check_writable(checkpoint_dir(root, name).parent)
             check_writable(log_dir(root, name).parent)
-            # Before the Trainer launches its processes only rank 0's environment says rank 0.
-            # fast_dev_run writes nothing, so the earlier run stays where it is.
+            # fast_dev_run writes nothing, so the earlier run stays where it is. Only the
+            # process that holds the run's lock (rank 0) moves it.
             fresh = config.ckpt_path is None and not config.trainer.fast_dev_run
-            if fresh and rank_zero_only.rank == 0:  # type: ignore[attr-defined]
-                moved = keep_earlier_run(root, name)
+            if fresh and self.run_lock is not None:
+                with self.run_lock.without_readers():
+                    moved = keep_earlier_run(root, name)
                 if moved:
                     kept = " and ".join(str(m) for m in moved)
                     print(
@@ -267,6 +295,18 @@ class WorkflowCLI(LightningCLI):
         python = sys.executable if python.startswith("..") else python
         return shlex.join([python, sys.argv[0], *args])
 
+    def fit(self, **kwargs: Any) -> None:
+        try:
+            self.trainer.fit(**kwargs)
+        except WriteFailed as failure:
+            raise failure.instead(self._what_a_stopped_fit_kept()) from failure
+
+    def _what_a_stopped_fit_kept(self) -> str:
+        config = self._run_config
+        last = checkpoint_dir(config.trainer.default_root_dir, config.name) / LAST
+        epochs = epochs_done(read_checkpoint(last)) if last.is_file() else 0
+        return "free some space; " + FitStopped.kept(epochs, last, self.resume_command())
+
     def after_fit(self) -> None:
         """Draws the notes' plots into the log dir and says in one line how the fit ended."""
         # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
@@ -279,7 +319,13 @@ class WorkflowCLI(LightningCLI):
 
         config = self._run_config
         directory = log_dir(config.trainer.default_root_dir, config.name)
-        write_fit_plots(directory, self.datamodule, self.model)
+        try:
+            write_fit_plots(directory, self.datamodule, self.model)
+        except WriteFailed as failure:
+            raise failure.instead(
+                "the fit finished and its checkpoints are written: free some space,"
+                f" then draw the plots with python scripts/plot.py {directory}"
+            ) from failure
         best = checkpoint_dir(config.trainer.default_root_dir, config.name) / BEST
         metrics = final_metrics(directory / METRICS_FILE)
         best_path = best if best.is_file() else None

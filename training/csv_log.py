@@ -16,7 +16,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from training.checkpoint_io import atomic_write_text
+from training.checkpoint_io import append_whole, atomic_write_text
 
 METRICS_FILE = "metrics.csv"
 
@@ -88,15 +88,18 @@ class ResumableCSVLogger(Logger):
             self._rewrite(kept + rows)
             self._started = True
             return
-        with open(self.metrics_path, "a", newline="") as f:
-            csv.DictWriter(f, self._columns).writerows(rows)
+        append_whole(self.metrics_path, self._csv(rows, header=False))
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.metrics_path, self._csv(rows, header=True))
+
+    def _csv(self, rows: list[dict[str, Any]], header: bool) -> str:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, self._columns)
-        writer.writeheader()
+        if header:
+            writer.writeheader()
         writer.writerows(rows)
-        atomic_write_text(self.metrics_path, buffer.getvalue())
+        return buffer.getvalue()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -60,3 +60,28 @@ def run_script(body: Callable[[], None]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     return 0
+
+
+class WriteFailed(UserError):
+    """A file could not be written: a full disk, a quota, a file-size limit.
+
+    Raised by the project's writers, which leave the previous file as it was
+    and nothing half-written beside it. ``then`` says what was kept and what to
+    do; the command that knows more says it with ``instead``.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self, path: object, reason: str, then: str = "free some space, then run it again"
+    ) -> None:
+        super().__init__(f"cannot write {path} ({reason}); {then}")
+        self.path = path
+        self.reason = reason
+
+    @classmethod
+    def of(cls, path: object, error: OSError) -> WriteFailed:
+        return cls(path, error.strerror or str(error))
+
+    def instead(self, then: str) -> WriteFailed:
+        return WriteFailed(self.path, self.reason, then)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from lightning_modules.base import WorkflowModule
-from training.checkpoint_io import TMP_SUFFIX, atomic_torch_save
+from training.checkpoint_io import TMP_SUFFIX, atomic_torch_save, failed_write_reported
 from training.runs import read_checkpoint
 
 # The rows of the example input that ONNX traces; the batch size stays free.
@@ -66,7 +66,7 @@ def export(checkpoint_path: Path, out_dir: Path | None = None) -> list[Path]:
     module.eval()
     example = torch.zeros(EXAMPLE_ROWS, input_width(module.net))
     tmp = onnx_path.with_name(f"{onnx_path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
+    with failed_write_reported(onnx_path, tmp):
         with _quiet_exporter():
             module.to_onnx(
                 tmp,
@@ -79,8 +79,6 @@ def export(checkpoint_path: Path, out_dir: Path | None = None) -> list[Path]:
                 verbose=False,
             )
         os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return [state_path, onnx_path]
 
 

@@ -234,10 +234,12 @@ class RunCheckpoint(Checkpoint):
 
     def _save(self, trainer: L.Trainer, epochs_done: int) -> None:
         with self._write_lock:
+            # best.ckpt first: a last.ckpt records the best as written, and a write that
+            # fails (a full disk) must not leave last.ckpt ahead of best.ckpt.
+            self._write_best(trainer)
             self._saved_epoch = epochs_done
             self._snapshot = None
             trainer.save_checkpoint(self.last_path, weights_only=False)
-            self._write_best(trainer)
         self._last_write = time.monotonic()
 
     def _keep_snapshot(self, trainer: L.Trainer, epochs_done: int) -> None:

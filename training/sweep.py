@@ -127,7 +127,7 @@ class CheckCLI(WorkflowCLI):
     def before_fit(self) -> None:
         """Nothing is prepared: no run folder is made or moved."""
 
-    def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule, **_: Any) -> None:
+    def fit(self, **kwargs: Any) -> None:
         if not self.probe:
             return
         trainer = L.Trainer(
@@ -142,7 +142,7 @@ class CheckCLI(WorkflowCLI):
             enable_progress_bar=False,
             enable_model_summary=False,
         )
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(kwargs["model"], datamodule=kwargs["datamodule"])
         self.logged = set(trainer.callback_metrics)
 
     def after_fit(self) -> None:
