@@ -97,12 +97,14 @@ def metrics_off() -> Iterator[None]:
     """A diagnostic, not a setting: modules built here get empty metric collections.
 
     The loss is still computed, logged and checkpointed; only accuracy, F1,
-    AUROC (or MAE, MSE) are left out, to measure what they cost.
+    AUROC (or MSE) are left out, to measure what they cost.
     """
     make_metrics = WorkflowModule.make_metrics
 
-    def without_metrics(self: WorkflowModule, metrics: MetricCollection) -> None:
-        make_metrics(self, MetricCollection({}))
+    def without_metrics(
+        self: WorkflowModule, train: MetricCollection, evaluation: MetricCollection
+    ) -> None:
+        make_metrics(self, MetricCollection({}), MetricCollection({}))
 
     WorkflowModule.make_metrics = without_metrics  # type: ignore[method-assign]
     try:

@@ -14,7 +14,6 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import _load as pl_load
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import Self
@@ -50,11 +49,15 @@ class WorkflowModule(L.LightningModule):
         self.optimizer = optimizer
         self.lr = lr
 
-    def make_metrics(self, metrics: MetricCollection) -> None:
-        """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``."""
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+    def make_metrics(self, train: MetricCollection, evaluation: MetricCollection) -> None:
+        """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``.
+
+        ``train`` is what the training epoch reports; ``evaluation`` what
+        validation and test report. Each stage also gets its epoch mean loss.
+        """
+        self.train_metrics = train.clone(prefix="train/")
+        self.val_metrics = evaluation.clone(prefix="val/")
+        self.test_metrics = evaluation.clone(prefix="test/")
         self.train_loss = BatchMean()
         self.val_loss = BatchMean()
         self.test_loss = BatchMean()
@@ -67,20 +70,34 @@ class WorkflowModule(L.LightningModule):
         """What the loss compares with the targets."""
         return outputs
 
-    def metric_input(self, outputs: Tensor) -> Tensor:
-        """What the metrics compare with the targets."""
-        return outputs
+    def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
+        """Adds a batch's detached outputs to the stage's metrics."""
+        metrics.update(outputs, targets)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
+        """Forward pass and loss; the epoch's loss and metrics accumulate as the batches pass.
+
+        Logging the metric objects hands them to Lightning, which computes them
+        once at the end of the epoch (on every rank together under DDP), puts
+        the values where callbacks, the progress bar and the loggers read them,
+        and resets them.
+        """
         features, targets = batch
         outputs = self(features)
+        stage_loss: BatchMean = getattr(self, f"{stage}_loss")
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         if len(targets) == 0:
             # A rank's share of a batch smaller than the number of ranks: no loss,
             # no gradient, but the graph DDP expects.
-            return outputs.sum() * 0.0
-        loss = self.loss_fn(self.loss_input(outputs), targets)
-        getattr(self, f"{stage}_loss").update(loss.detach(), len(targets))
-        getattr(self, f"{stage}_metrics").update(self.metric_input(outputs.detach()), targets)
+            loss = outputs.sum() * 0.0
+        else:
+            loss = self.loss_fn(self.loss_input(outputs), targets)
+            stage_loss.update(loss.detach(), len(targets))
+            self.update_metrics(metrics, outputs.detach(), targets)
+        # Logged on every rank in every step, even an empty share, so that all
+        # ranks compute (and synchronise) the same metrics at the epoch's end.
+        self.log(f"{stage}/loss", stage_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -106,45 +123,6 @@ class WorkflowModule(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def _log_epoch(self, stage: Stage) -> None:
-        """Logs the stage's loss and metrics once per epoch, as one row.
-
-        ``validate`` and ``test`` log through ``self.log``, which prints their
-        results table. During ``fit``, ``self.log`` would cost more than a
-        whole epoch of the notes' models (over half a millisecond per value per
-        epoch, spent copying its bookkeeping): there the values go where
-        ``self.log`` would put them, directly. Callbacks (checkpoints, early
-        stopping) see every value in ``trainer.callback_metrics``, the progress
-        bar shows the loss, and the row goes to the loggers.
-        """
-        loss, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
-        if self.trainer.state.fn != TrainerFn.FITTING:
-            self.log(f"{stage}/loss", loss)
-            self.log_dict(metrics)
-            return
-        # Already the values over all ranks: torchmetrics synchronises in compute().
-        values = {f"{stage}/loss": loss.compute(), **metrics.compute()}
-        loss.reset()
-        metrics.reset()
-        if self.trainer.sanity_checking:
-            return
-        self.trainer.callback_metrics.update(values)
-        row = {"epoch": self.current_epoch, **{k: v.item() for k, v in values.items()}}
-        self.trainer.progress_bar_metrics[f"{stage}/loss"] = row[f"{stage}/loss"]
-        for logger in self.loggers:
-            logger.log_metrics(row, step=max(self.global_step - 1, 0))
-            if stage == "train":  # the epoch's rows go out together, before its checkpoint
-                logger.save()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         features, targets = batch
