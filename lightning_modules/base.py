@@ -33,21 +33,27 @@ class WorkflowModule(L.LightningModule):
             (class path and arguments), so ``load_from_checkpoint`` rebuilds it.
         optimizer: which ``torch.optim`` optimizer updates the net.
         lr: the learning rate.
+        compile: run the net through ``torch.compile`` (see ``configure_model``).
+            Not a hyperparameter: a compiled and an eager run train the same
+            model, and each resumes the other's checkpoints.
     """
 
     loss_fn: nn.Module
 
-    def __init__(self, net: nn.Module, optimizer: OptimizerName, lr: float) -> None:
+    def __init__(
+        self, net: nn.Module, optimizer: OptimizerName, lr: float, compile: bool = False
+    ) -> None:
         super().__init__()
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if optimizer not in ("SGD", "Adam", "AdamW"):
             raise ValueError(f"optimizer must be SGD, Adam or AdamW, got {optimizer!r}")
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters(ignore=["net", "compile"])
         self.net = build_net(net) if isinstance(net, Mapping) else net
         self.hparams["net"] = net_spec(self.net)
         self.optimizer = optimizer
         self.lr = lr
+        self.compile_net = compile
 
     def make_metrics(self, train: MetricCollection, evaluation: MetricCollection) -> None:
         """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``.
@@ -61,6 +67,18 @@ class WorkflowModule(L.LightningModule):
         self.train_loss = BatchMean()
         self.val_loss = BatchMean()
         self.test_loss = BatchMean()
+
+    def configure_model(self) -> None:
+        """With ``compile``: the net compiled in place, with CUDA graphs on a GPU.
+
+        ``nn.Module.compile`` keeps the net's parameter names, so checkpoint
+        keys are those of an eager run (no ``_orig_mod.``). On a GPU the
+        batches have a fixed shape, so CUDA graphs (``reduce-overhead``) replay
+        each step's kernels in one launch.
+        """
+        if self.compile_net:
+            on_gpu = self.trainer.strategy.root_device.type == "cuda"
+            self.net.compile(mode="reduce-overhead" if on_gpu else None)
 
     def forward(self, features: Tensor) -> Tensor:
         """The raw model output: predictions for regression, logits for classification."""

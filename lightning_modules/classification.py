@@ -31,8 +31,9 @@ class ClassificationModule(WorkflowModule):
         optimizer: OptimizerName = "SGD",
         lr: float = 0.1,
         num_classes: int = 2,
+        compile: bool = False,
     ) -> None:
-        super().__init__(net, optimizer, lr)
+        super().__init__(net, optimizer, lr, compile)
         if num_classes < 2:
             raise ValueError(f"num_classes must be 2 or more, got {num_classes}")
         self.num_classes = num_classes

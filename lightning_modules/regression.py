@@ -14,8 +14,14 @@ class RegressionModule(WorkflowModule):
     The L1 loss is the mean absolute error, so no separate MAE metric repeats it.
     """
 
-    def __init__(self, net: nn.Module, optimizer: OptimizerName = "SGD", lr: float = 0.01) -> None:
-        super().__init__(net, optimizer, lr)
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerName = "SGD",
+        lr: float = 0.01,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(net, optimizer, lr, compile)
         self.loss_fn = nn.L1Loss()
         metrics = MetricCollection({"mse": MeanSquaredError()})
         self.make_metrics(train=metrics, evaluation=metrics)
