@@ -72,9 +72,15 @@ def fit_linear(epochs: int = 200) -> float:
 
 
 def circles_overrides(
-    epochs: int, n_samples: int, batch_size: int | None, accelerator: str = "cpu"
+    epochs: int,
+    n_samples: int,
+    batch_size: int | None,
+    accelerator: str = "cpu",
+    compile: bool = False,
 ) -> list[str]:
     return [
+        "--model.init_args.compile",
+        str(compile).lower(),
         "--trainer.accelerator",
         accelerator,
         "--trainer.max_epochs",
@@ -87,9 +93,14 @@ def circles_overrides(
 
 
 def fit_circles(
-    epochs: int, n_samples: int = 1000, batch_size: int | None = None, accelerator: str = "cpu"
+    epochs: int,
+    n_samples: int = 1000,
+    batch_size: int | None = None,
+    accelerator: str = "cpu",
+    compile: bool = False,
 ) -> float:
-    return fit(CIRCLES, *circles_overrides(epochs, n_samples, batch_size, accelerator))
+    overrides = circles_overrides(epochs, n_samples, batch_size, accelerator, compile)
+    return fit(CIRCLES, *overrides)
 
 
 @contextlib.contextmanager
