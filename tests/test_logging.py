@@ -173,3 +173,29 @@ def test_early_stopping_reads_the_current_epoch(tmp_path: Path) -> None:
     )
     best = accuracies.index(max(accuracies))
     assert stop.stopped_epoch == best + 1 == len(accuracies) - 1
+
+
+def test_a_resume_adds_the_training_row_a_kill_kept_from_the_file(tmp_path: Path) -> None:
+    """Lightning logs the training row after last.ckpt is written; the checkpoint carries it."""
+    logger = ResumableCSVLogger(tmp_path)
+    rows = [
+        ({"epoch": 0, "val/loss": 0.5}, 0),
+        ({"epoch": 0, "train/loss": 0.6}, 0),
+        ({"epoch": 1, "val/loss": 0.4}, 1),  # killed after last.ckpt: no training row for 1
+    ]
+    for values, step in rows:
+        logger.log_metrics(values, step)
+        logger.save()
+    carried = {"epoch": 1, "step": 1, "train/loss": 0.45}  # what last.ckpt (2 epochs) holds
+    ResumableCSVLogger(tmp_path).continue_from(2, carried)
+    again = ResumableCSVLogger(tmp_path)
+    again.continue_from(2, carried)  # a second resume from the same checkpoint adds nothing
+    assert [
+        (r["epoch"], r["step"], r["train/loss"], r["val/loss"])
+        for r in read_metrics(logger.metrics_path)
+    ] == [
+        ("0", "0", "", "0.5"),
+        ("0", "0", "0.6", ""),
+        ("1", "1", "", "0.4"),
+        ("1", "1", "0.45", ""),
+    ]

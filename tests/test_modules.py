@@ -156,8 +156,6 @@ def test_full_batch_training_matches_the_notes_loop(tmp_path: Path) -> None:
         assert torch.equal(ours, notes)
 
 
-# The step runs outside a Trainer here, so its self.log calls have nowhere to go.
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_an_empty_share_of_a_batch_adds_nothing() -> None:
     """Under DDP a rank's share of a last batch smaller than the ranks can be empty."""
     module = RegressionModule(net=LinearRegressionModelV2())

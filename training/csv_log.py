@@ -81,7 +81,7 @@ class ResumableCSVLogger(Logger):
         if (
             carried is not None
             and _epoch(carried) == epochs_done - 1
-            and not any(_same_place(row, carried) for row in rows)
+            and not any(_same_row(row, carried) for row in rows)
         ):
             rows.append(carried)
         self._columns = _columns_of(rows)
@@ -150,9 +150,18 @@ def training_row(trainer: L.Trainer, epoch: int) -> dict[str, Any]:
     return metrics_row({"epoch": epoch, **values}, trainer.global_step - 1)
 
 
-def _same_place(row: dict[str, Any], other: dict[str, Any]) -> bool:
-    """Whether two rows were logged at the same epoch and step (a file's rows hold strings)."""
-    return all(str(row.get(k)) == str(other.get(k)) for k in ("epoch", "step"))
+def _same_row(row: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two rows were logged at the same epoch and step for the same values.
+
+    A validation row and a training row can share epoch and step; their values
+    tell them apart. A file's rows hold strings, with ``""`` where a row has no value.
+    """
+
+    def place(r: dict[str, Any]) -> tuple[str, str, set[str]]:
+        values = {k for k, v in r.items() if v not in ("", None)} - {"epoch", "step"}
+        return str(r.get("epoch")), str(r.get("step")), values
+
+    return place(row) == place(other)
 
 
 def _epoch(row: dict[str, Any]) -> int:
