@@ -73,9 +73,15 @@ def fit_linear(epochs: int = 200) -> float:
 
 
 def circles_overrides(
-    epochs: int, n_samples: int, batch_size: int | None, accelerator: str = "cpu"
+    epochs: int,
+    n_samples: int,
+    batch_size: int | None,
+    accelerator: str = "cpu",
+    compile: bool = False,
 ) -> list[str]:
     return [
+        "--model.init_args.compile",
+        str(compile).lower(),
         "--trainer.accelerator",
         accelerator,
         "--trainer.max_epochs",
@@ -88,9 +94,14 @@ def circles_overrides(
 
 
 def fit_circles(
-    epochs: int, n_samples: int = 1000, batch_size: int | None = None, accelerator: str = "cpu"
+    epochs: int,
+    n_samples: int = 1000,
+    batch_size: int | None = None,
+    accelerator: str = "cpu",
+    compile: bool = False,
 ) -> float:
-    return fit(CIRCLES, *circles_overrides(epochs, n_samples, batch_size, accelerator))
+    overrides = circles_overrides(epochs, n_samples, batch_size, accelerator, compile)
+    return fit(CIRCLES, *overrides)
 
 
 @contextlib.contextmanager
@@ -98,12 +109,14 @@ def metrics_off() -> Iterator[None]:
     """A diagnostic, not a setting: modules built here get empty metric collections.
 
     The loss is still computed, logged and checkpointed; only accuracy, F1,
-    AUROC (or MAE, MSE) are left out, to measure what they cost.
+    AUROC (or MSE) are left out, to measure what they cost.
     """
     make_metrics = WorkflowModule.make_metrics
 
-    def without_metrics(self: WorkflowModule, metrics: MetricCollection) -> None:
-        make_metrics(self, MetricCollection({}))
+    def without_metrics(
+        self: WorkflowModule, train: MetricCollection, evaluation: MetricCollection
+    ) -> None:
+        make_metrics(self, MetricCollection({}), MetricCollection({}))
 
     WorkflowModule.make_metrics = without_metrics  # type: ignore[method-assign]
     try:

@@ -57,8 +57,10 @@ class EpochBatchSampler(Sampler[Index]):
     ``num_replicas`` ranks takes its own contiguous share of every batch, so no
     sample is duplicated or dropped, even when the batch does not divide evenly.
 
-    The permutation is always drawn on the CPU, so the batches are the same on
-    every device; it moves to ``device`` (where the data are) once per epoch.
+    The permutation is drawn on ``device``, where the data are: on a GPU the
+    host neither computes it nor copies it over, and never waits for the
+    device. The same ``(seed, epoch)`` gives the same order on every run on the
+    same kind of device; a GPU's order differs from a CPU's.
     """
 
     def __init__(
@@ -96,8 +98,9 @@ class EpochBatchSampler(Sampler[Index]):
     def __iter__(self) -> Iterator[Index]:
         order = None
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.num_samples, generator=generator).to(self.device)
+            generator = torch.Generator(self.device)
+            generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator, device=self.device)
         for start in range(0, self.num_samples, self.batch_size):
             lo, hi = self._share(start, min(start + self.batch_size, self.num_samples))
             yield slice(lo, hi) if order is None else order[lo:hi]

@@ -14,7 +14,6 @@ from typing import Any, Literal, get_args
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import _load as pl_load
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import Self
@@ -34,31 +33,53 @@ class WorkflowModule(L.LightningModule):
             (class path and arguments), so ``load_from_checkpoint`` rebuilds it.
         optimizer: which ``torch.optim`` optimizer updates the net.
         lr: the learning rate.
+        compile: run the net through ``torch.compile`` (see ``configure_model``).
+            Not a hyperparameter: a compiled and an eager run train the same
+            model, and each resumes the other's checkpoints.
     """
 
     loss_fn: nn.Module
 
-    def __init__(self, net: nn.Module, optimizer: OptimizerName, lr: float) -> None:
+    def __init__(
+        self, net: nn.Module, optimizer: OptimizerName, lr: float, compile: bool = False
+    ) -> None:
         super().__init__()
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if optimizer not in get_args(OptimizerName):
             names = ", ".join(get_args(OptimizerName))
             raise ValueError(f"optimizer must be one of {names}, got {optimizer!r}")
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters(ignore=["net", "compile"])
         self.net = build_net(net) if isinstance(net, Mapping) else net
         self.hparams["net"] = net_spec(self.net)
         self.optimizer = optimizer
         self.lr = lr
+        self.compile_net = compile
 
-    def make_metrics(self, metrics: MetricCollection) -> None:
-        """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``."""
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+    def make_metrics(self, train: MetricCollection, evaluation: MetricCollection) -> None:
+        """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``.
+
+        ``train`` is what the training epoch reports; ``evaluation`` what
+        validation and test report. Each stage also gets its epoch mean loss.
+        """
+        self.train_metrics = train.clone(prefix="train/")
+        self.val_metrics = evaluation.clone(prefix="val/")
+        self.test_metrics = evaluation.clone(prefix="test/")
         self.train_loss = BatchMean()
         self.val_loss = BatchMean()
         self.test_loss = BatchMean()
+
+    def configure_model(self) -> None:
+        """With ``compile``: the net compiled in place, with CUDA graphs on a GPU.
+
+        ``nn.Module.compile`` keeps the net's parameter names, so checkpoint
+        keys are those of an eager run (no ``_orig_mod.``). On a GPU the
+        batches have a fixed shape, so CUDA graphs (``reduce-overhead``) replay
+        each step's kernels in one launch.
+        """
+        if self.compile_net:
+            on_gpu = self.trainer.strategy.root_device.type == "cuda"
+            self.net.compile(mode="reduce-overhead" if on_gpu else None)
 
     def forward(self, features: Tensor) -> Tensor:
         """The raw model output: predictions for regression, logits for classification."""
@@ -68,11 +89,12 @@ class WorkflowModule(L.LightningModule):
         """What the loss compares with the targets."""
         return outputs
 
-    def metric_input(self, outputs: Tensor) -> Tensor:
-        """What the metrics compare with the targets."""
-        return outputs
+    def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
+        """Adds a batch's detached outputs to the stage's metrics."""
+        metrics.update(outputs, targets)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
+        """Forward pass and loss; the batch is added to the stage's epoch loss and metrics."""
         features, targets = batch
         outputs = self(features)
         if len(targets) == 0:
@@ -81,8 +103,33 @@ class WorkflowModule(L.LightningModule):
             return outputs.sum() * 0.0
         loss = self.loss_fn(self.loss_input(outputs), targets)
         getattr(self, f"{stage}_loss").update(loss.detach(), len(targets))
-        getattr(self, f"{stage}_metrics").update(self.metric_input(outputs.detach()), targets)
+        self.update_metrics(getattr(self, f"{stage}_metrics"), outputs.detach(), targets)
         return loss
+
+    def _log_epoch(self, stage: Stage) -> None:
+        """Hands the stage's metric objects to ``self.log`` for the epoch that starts.
+
+        Lightning computes a logged metric object once, at the end of the
+        epoch, from everything the steps added to it; then it gives the value
+        to callbacks, the progress bar (the loss) and the loggers, and resets
+        the object. The objects are logged when the epoch starts, not in every
+        step, because ``self.log`` costs about a millisecond per call on a CPU
+        (it moves its record of the value to the value's device each time),
+        more than a training step of the notes' nets at batch 1024. Every rank
+        logs, so all of them compute, and synchronise, the same metrics.
+        """
+        loss: BatchMean = getattr(self, f"{stage}_loss")
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(getattr(self, f"{stage}_metrics"), on_step=False, on_epoch=True)
+
+    def on_train_epoch_start(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._log_epoch("test")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
@@ -107,45 +154,6 @@ class WorkflowModule(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def _log_epoch(self, stage: Stage) -> None:
-        """Logs the stage's loss and metrics once per epoch, as one row.
-
-        ``validate`` and ``test`` log through ``self.log``, which prints their
-        results table. During ``fit``, ``self.log`` would cost more than a
-        whole epoch of the notes' models (over half a millisecond per value per
-        epoch, spent copying its bookkeeping): there the values go where
-        ``self.log`` would put them, directly. Callbacks (checkpoints, early
-        stopping) see every value in ``trainer.callback_metrics``, the progress
-        bar shows the loss, and the row goes to the loggers.
-        """
-        loss, metrics = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_metrics")
-        if self.trainer.state.fn != TrainerFn.FITTING:
-            self.log(f"{stage}/loss", loss)
-            self.log_dict(metrics)
-            return
-        # Already the values over all ranks: torchmetrics synchronises in compute().
-        values = {f"{stage}/loss": loss.compute(), **metrics.compute()}
-        loss.reset()
-        metrics.reset()
-        if self.trainer.sanity_checking:
-            return
-        self.trainer.callback_metrics.update(values)
-        row = {"epoch": self.current_epoch, **{k: v.item() for k, v in values.items()}}
-        self.trainer.progress_bar_metrics[f"{stage}/loss"] = row[f"{stage}/loss"]
-        for logger in self.loggers:
-            logger.log_metrics(row, step=max(self.global_step - 1, 0))
-            if stage == "train":  # the epoch's rows go out together, before its checkpoint
-                logger.save()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         features, targets = batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
@@ -18,7 +18,7 @@ from lightning_modules.base import OptimizerName, WorkflowModule
 
 
 class ClassificationModule(WorkflowModule):
-    """Binary or multi-class classification; logs accuracy, F1 and AUROC.
+    """Binary or multi-class classification; logs accuracy; validation and test add F1 and AUROC.
 
     With ``num_classes=2`` the net outputs one logit per sample and the loss is
     ``BCEWithLogitsLoss``, as in the course; with more classes it outputs one
@@ -31,33 +31,36 @@ class ClassificationModule(WorkflowModule):
         optimizer: OptimizerName = "SGD",
         lr: float = 0.1,
         num_classes: int = 2,
+        compile: bool = False,
     ) -> None:
-        super().__init__(net, optimizer, lr)
+        super().__init__(net, optimizer, lr, compile)
         if num_classes < 2:
             raise ValueError(f"num_classes must be 2 or more, got {num_classes}")
         self.num_classes = num_classes
         # validate_args=False: the checks cost as much as a training step, and
         # the datamodules already guarantee shapes and label values.
-        metrics: MetricCollection
+        metrics: dict[str, Metric | MetricCollection]
         if num_classes == 2:
             self.loss_fn = nn.BCEWithLogitsLoss()
-            metrics = MetricCollection(
-                {
-                    "acc": BinaryAccuracy(validate_args=False),
-                    "f1": BinaryF1Score(validate_args=False),
-                    "auroc": BinaryAUROC(validate_args=False),
-                }
-            )
+            metrics = {
+                "acc": BinaryAccuracy(validate_args=False),
+                "f1": BinaryF1Score(validate_args=False),
+                "auroc": BinaryAUROC(validate_args=False),
+            }
         else:
             self.loss_fn = nn.CrossEntropyLoss()
-            metrics = MetricCollection(
-                {
-                    "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
-                    "f1": MulticlassF1Score(num_classes, validate_args=False),
-                    "auroc": MulticlassAUROC(num_classes, validate_args=False),
-                }
-            )
-        self.make_metrics(metrics)
+            metrics = {
+                "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_classes, validate_args=False),
+                "auroc": MulticlassAUROC(num_classes, validate_args=False),
+            }
+        # The notes' loop prints the loss and accuracy while training; F1 and
+        # AUROC (which sorts every prediction of the epoch) are for evaluation.
+        # Separate updates feed each metric its own input, so no compute groups.
+        self.make_metrics(
+            train=MetricCollection({"acc": metrics["acc"]}, compute_groups=False),
+            evaluation=MetricCollection(metrics, compute_groups=False),
+        )
 
     @property
     def binary(self) -> bool:
@@ -66,14 +69,28 @@ class ClassificationModule(WorkflowModule):
     def loss_input(self, outputs: Tensor) -> Tensor:
         return outputs.squeeze(dim=1) if self.binary else outputs
 
-    def metric_input(self, outputs: Tensor) -> Tensor:
-        """Probabilities: sigmoid of the one logit, or softmax over the classes."""
+    def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
+        """Accuracy and F1 count predicted labels; AUROC ranks probabilities.
+
+        Integer labels, not probabilities, go to accuracy and F1: given floats,
+        torchmetrics first checks on every batch whether they lie in [0, 1],
+        which makes the host wait for the device.
+        """
+        labels = self.prediction(outputs).long()
+        for name, metric in metrics.items(keep_base=True, copy_state=False):
+            metric.update(self.probabilities(outputs) if name == "auroc" else labels, targets)
+
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Sigmoid of the one logit, or softmax over the classes."""
         if self.binary:
             return torch.sigmoid(outputs.squeeze(dim=1))
         return torch.softmax(outputs, dim=1)
 
     def prediction(self, outputs: Tensor) -> Tensor:
-        """The predicted label: probability above 0.5, or the most likely class."""
+        """The predicted label: a positive logit (probability above 0.5), or the most likely class.
+
+        Binary labels are floats, 0.0 or 1.0, like the targets ``BCEWithLogitsLoss`` takes.
+        """
         if self.binary:
-            return torch.round(torch.sigmoid(outputs.squeeze(dim=1)))
+            return (outputs.squeeze(dim=1) > 0).to(outputs.dtype)
         return outputs.argmax(dim=1)

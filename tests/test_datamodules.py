@@ -126,15 +126,6 @@ def test_shuffle_order_is_a_function_of_seed_and_epoch() -> None:
     assert not torch.equal(first[0], order(43, 3)[0])
 
 
-def test_the_shuffle_order_is_drawn_on_the_cpu_and_moved_where_the_data_are() -> None:
-    """The same batches on every device: only the finished order moves ("meta" stands in)."""
-    on_cpu = EpochBatchSampler(100, 32, shuffle=True, seed=42)
-    elsewhere = EpochBatchSampler(100, 32, shuffle=True, seed=42, device=torch.device("meta"))
-    for cpu_index, index in zip(on_cpu, elsewhere, strict=True):
-        assert isinstance(index, torch.Tensor) and index.device.type == "meta"
-        assert isinstance(cpu_index, torch.Tensor) and index.shape == cpu_index.shape
-
-
 def test_a_loader_on_the_cpu_cuts_batches_from_the_split_itself() -> None:
     dm = setup(CirclesDataModule(batch_size=64))
     assert dm.train_dataloader().dataset is dm.train_set  # no copy where the data already are

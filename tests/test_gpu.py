@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
 from datamodules import CirclesDataModule
+from datamodules.batches import EpochBatchSampler
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
 from tests.conftest import RunCLI, assert_same_state, load_state_dict
@@ -57,7 +59,9 @@ def test_fit_on_the_cpu_then_resume_on_the_gpu(run_cli: RunCLI, tmp_path: Path) 
 
 
 def test_gpu_resume_is_exact(run_cli: RunCLI, tmp_path: Path) -> None:
+    """Shuffled mini-batches: the order drawn on the GPU replays on resume."""
     gpu = ["--trainer.accelerator", "gpu", "--checkpoint.every_n_seconds", "0"]
+    gpu += ["--data.batch_size", "64"]
     straight = tmp_path / "straight"
     assert (
         run_cli(
@@ -81,8 +85,6 @@ def test_gpu_resume_is_exact(run_cli: RunCLI, tmp_path: Path) -> None:
 
 
 def test_batches_are_cut_from_one_copy_of_the_data_on_the_gpu() -> None:
-    import lightning as L
-
     devices: list[str] = []
 
     class RecordBatchDevice(L.Callback):
@@ -103,3 +105,65 @@ def test_batches_are_cut_from_one_copy_of_the_data_on_the_gpu() -> None:
     trainer.fit(ClassificationModule(CircleModelV2()), dm)
     assert devices and set(devices) == {"cuda"}
     assert dm.train_set.features.device.type == "cpu"  # the split itself stays for plots
+
+
+class NoWaitInTrainingSteps(L.Callback):
+    """Makes any host-device synchronisation inside a training step raise."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_a_training_step_never_waits_for_the_gpu(optimizer: str, tmp_path: Path) -> None:
+    """Forward, loss, metric updates, self.log, backward and the optimizer step stay queued."""
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        callbacks=[NoWaitInTrainingSteps()],
+    )
+    try:
+        module = ClassificationModule(CircleModelV2(), optimizer=optimizer)  # type: ignore[arg-type]
+        trainer.fit(module, CirclesDataModule(batch_size=64))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.global_step == 2 * 13 and "train/acc" in trainer.callback_metrics
+
+
+def test_the_shuffle_order_is_drawn_on_the_gpu_without_waiting() -> None:
+    def orders(epoch: int) -> list[torch.Tensor]:
+        sampler = EpochBatchSampler(1000, 64, shuffle=True, seed=3, device=torch.device("cuda"))
+        sampler.set_epoch(epoch)
+        return list(sampler)  # type: ignore[arg-type]
+
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        first, again, next_epoch = orders(0), orders(0), orders(1)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(index.device.type == "cuda" for index in first)
+    assert all(
+        torch.equal(a, b) for a, b in zip(first, again, strict=True)
+    )  # (seed, epoch) replays
+    assert not torch.equal(first[0], next_epoch[0])
+    assert torch.equal(torch.cat(first).sort().values.cpu(), torch.arange(1000))
+
+
+def test_a_compiled_gpu_fit_equals_an_eager_one(run_cli: RunCLI, tmp_path: Path) -> None:
+    """CUDA graphs (``reduce-overhead``) train the same model; checkpoints keep eager keys."""
+    common = ["--trainer.accelerator", "gpu", "--data.batch_size", "64", "--trainer.max_epochs"]
+    roots = {compile: tmp_path / compile for compile in ("false", "true")}
+    for compile, root in roots.items():
+        args = [*common, "3", "--model.compile", compile, "--trainer.default_root_dir", str(root)]
+        assert run_cli("fit", "circles.yaml", *args)[0] == 0
+    run = Path("checkpoints/circles/last.ckpt")
+    eager, compiled = (load_state_dict(root / run) for root in roots.values())
+    assert eager.keys() == compiled.keys()
+    for key, weight in compiled.items():
+        torch.testing.assert_close(weight, eager[key], atol=1e-5, rtol=0)

@@ -160,7 +160,7 @@ def test_write_predictions_of_a_regression(linear_run: Path, tmp_path: Path) -> 
 
 def test_fit_summary_is_one_line_train_then_val() -> None:
     metrics = {
-        "val/mae": 0.000331,
+        "val/mse": 0.000331,
         "val/loss": 0.000331,
         "train/mse": 1.234567e-6,
         "train/loss": 0.0013123,
@@ -168,7 +168,7 @@ def test_fit_summary_is_one_line_train_then_val() -> None:
     line = fit_summary(200, metrics, "checkpoints/linear/best.ckpt", "logs/linear")
     assert line == (
         "Done: epoch 199 | train/loss 0.001312 train/mse 1.235e-06"
-        " | val/loss 0.000331 val/mae 0.000331"
+        " | val/loss 0.000331 val/mse 0.000331"
         " | best: checkpoints/linear/best.ckpt | logs: logs/linear"
     )
 

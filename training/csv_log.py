@@ -4,6 +4,11 @@ Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it reuses a
 folder, so a resumed run would lose its history. This logger continues the
 file instead: on resume it keeps the rows of the epochs the checkpoint holds,
 drops what a killed run wrote after it, and appends from there.
+
+Lightning logs an epoch's training row after the callbacks' ``on_train_epoch_end``,
+where ``last.ckpt`` is written, so that row reaches this file just after the
+checkpoint. The checkpoint carries it (``training_row``), and a resume adds it
+if the killed run did not get to write it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -61,17 +67,23 @@ class ResumableCSVLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        row = {"epoch": metrics.get("epoch"), "step": step}
-        row.update((k, v) for k, v in metrics.items() if k != "epoch")
-        self._pending.append(row)
+        self._pending.append(metrics_row(metrics, step))
 
     @rank_zero_only
-    def continue_from(self, epochs_done: int) -> None:
+    def continue_from(self, epochs_done: int, carried: dict[str, Any] | None = None) -> None:
         """Keeps the rows of the epochs a checkpoint holds, ``0 .. epochs_done - 1``.
 
-        Rows a killed run wrote after its checkpoint are dropped.
+        Rows a killed run wrote after its checkpoint are dropped. ``carried`` is
+        the row the checkpoint carries (see the module docstring); it is added
+        when the file does not have it yet.
         """
         rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epochs_done]
+        if (
+            carried is not None
+            and _epoch(carried) == epochs_done - 1
+            and not any(_same_row(row, carried) for row in rows)
+        ):
+            rows.append(carried)
         self._columns = _columns_of(rows)
         self._rewrite(rows)
         self._started = True
@@ -122,6 +134,37 @@ def final_metrics(path: Path) -> dict[str, float]:
     for row in read_metrics(path):
         final.update((k, float(v)) for k, v in row.items() if v and k not in ("epoch", "step"))
     return final
+
+
+def metrics_row(metrics: dict[str, float], step: int | None) -> dict[str, Any]:
+    """One row of ``metrics.csv``: the epoch, the step, and the values Lightning logged."""
+    row = {"epoch": metrics.get("epoch"), "step": step}
+    row.update((k, v) for k, v in metrics.items() if k != "epoch")
+    return row
+
+
+def training_row(trainer: L.Trainer, epoch: int) -> dict[str, Any]:
+    """The row Lightning logs for training epoch ``epoch`` once its ``on_train_epoch_end`` is over.
+
+    Lightning logs a training epoch's values at the step before the next
+    epoch's first; they are its ``train/`` values.
+    """
+    values = {k: float(v) for k, v in trainer.logged_metrics.items() if k.startswith("train/")}
+    return metrics_row({"epoch": epoch, **values}, trainer.global_step - 1)
+
+
+def _same_row(row: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two rows were logged at the same epoch and step for the same values.
+
+    A validation row and a training row can share epoch and step; their values
+    tell them apart. A file's rows hold strings, with ``""`` where a row has no value.
+    """
+
+    def place(r: dict[str, Any]) -> tuple[str, str, set[str]]:
+        values = {k for k, v in r.items() if v not in ("", None)} - {"epoch", "step"}
+        return str(r.get("epoch")), str(r.get("step")), values
+
+    return place(row) == place(other)
 
 
 def _epoch(row: dict[str, Any]) -> int:

@@ -70,7 +70,7 @@ def fit_summary(
     the ``train/`` values are the means over the epoch's training steps, taken
     in train mode (with dropout, if the net has any) as the weights changed.
 
-    ``Done: epoch 199 | train/loss 0.001312 train/mae ... | val/loss ... | best: ... | logs: ...``
+    ``Done: epoch 199 | train/loss 0.001312 train/mse ... | val/loss ... | best: ... | logs: ...``
     """
     parts = [f"Done: epoch {epochs_done - 1}" if epochs_done > 0 else "Done: no epoch trained"]
     for stage in ("train/", "val/"):

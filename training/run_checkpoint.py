@@ -3,9 +3,10 @@
 With a monitored ``save_top_k=1`` and ``save_last=True``, Lightning's
 ``ModelCheckpoint`` refreshes ``last.ckpt`` only when the best improves. This
 callback writes ``last.ckpt`` at the end of every training epoch (Lightning's
-own end-of-epoch resume point), after the epoch's rows are logged, with what
-Lightning leaves out: the RNG states. A resume drops the rows a killed run
-wrote after its checkpoint, so ``metrics.csv`` reads as one run.
+own end-of-epoch resume point), with what Lightning leaves out: the RNG
+states, and the epoch's training row of ``metrics.csv``, which Lightning logs
+just after this hook. A resume drops the rows a killed run wrote after its
+checkpoint and adds that row if it is missing, so ``metrics.csv`` reads as one run.
 
 Writing a file every epoch would cost more than a tiny epoch itself, so
 ``last.ckpt`` is written at most every ``every_n_seconds`` and always when the
@@ -40,6 +41,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from training.checkpoint_io import atomic_torch_save, remove_stale_tmp_files
+from training.csv_log import training_row
 from training.errors import FitStopped, TrainingDiverged
 from training.rng import capture_rng_states, restore_rng_states
 from training.stop_signals import StopSignals, exit_code
@@ -47,6 +49,7 @@ from training.stop_signals import StopSignals, exit_code
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 RNG_KEY = "rng_states"
+ROW_KEY = "training_row"
 
 
 class RunCheckpoint(Checkpoint):
@@ -119,6 +122,8 @@ class RunCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[RNG_KEY] = capture_rng_states()
+        # Lightning logs the epoch's training row right after this hook (see csv_log).
+        checkpoint[ROW_KEY] = training_row(trainer, self._finished_epochs - 1)
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
@@ -128,7 +133,7 @@ class RunCheckpoint(Checkpoint):
         for logger in trainer.loggers:
             continue_from = getattr(logger, "continue_from", None)
             if callable(continue_from):
-                continue_from(self._saved_epoch)
+                continue_from(self._saved_epoch, checkpoint.get(ROW_KEY))
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero and self.dirpath.is_dir():
