@@ -79,4 +79,4 @@ def test_a_resume_with_another_net_of_ones_own_is_refused(own_module: str, run_c
         "fit", "circles.yaml", *net, "--model.net.layers", "4", "--ckpt_path", "last"
     )
     assert code == 2
-    assert "the checkpoint holds WideCircleModel(hidden_units=10, layers=3)" in err
+    assert "was trained with --model.net WideCircleModel(hidden_units=10, layers=3)" in err

@@ -238,7 +238,9 @@ class WorkflowCLI(LightningCLI):
     def _lock_run(self, root: str | None, name: str) -> None:
         """Takes the run before anything is written or printed (``training/run_lock.py``)."""
         # Before the Trainer launches its processes only rank 0's environment says rank 0.
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+        # fast_dev_run writes nothing, not even a lock.
+        fast_dev_run = self.config_init[str(self.subcommand)].trainer.fast_dev_run
+        if rank_zero_only.rank != 0 or fast_dev_run:  # type: ignore[attr-defined]
             return
         check_writable(log_dir(root, name).parent)
         self.run_lock = RunLock(root, name)

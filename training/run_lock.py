@@ -36,9 +36,10 @@ class RunLock:
 
     def __init__(self, root: str | Path | None, name: str) -> None:
         # Beside the run's log folder, not in it: a fresh fit moves that folder aside.
-        logs = log_dir(root, name).parent
-        self.fit_path = logs / f".{name}.lock"
-        self.readers_path = logs / f".{name}.readers.lock"
+        # Beside the run's log folder: a trial ``sweep/trial-3`` locks ``logs/sweep/.trial-3.lock``.
+        run = log_dir(root, name)
+        self.fit_path = run.parent / f".{run.name}.lock"
+        self.readers_path = run.parent / f".{run.name}.readers.lock"
         self.name = name
         self._held: list[int] = []
 

@@ -127,6 +127,9 @@ class CheckCLI(WorkflowCLI):
     def before_fit(self) -> None:
         """Nothing is prepared: no run folder is made or moved."""
 
+    def _lock_run(self, root: str | None, name: str) -> None:
+        """No lock either: the check writes nothing and trains no run."""
+
     def fit(self, **kwargs: Any) -> None:
         if not self.probe:
             return
