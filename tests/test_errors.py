@@ -273,6 +273,25 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()
 
 
+@pytest.mark.slow
+def test_a_real_process_refuses_to_resume_another_experiment(tmp_path: Path) -> None:
+    """The refusal is the only line the process prints, and the run is left as it was."""
+    config = str(CONFIGS / "circles_course.yaml")
+    fit = ["fit", "--config", config, "--trainer.max_epochs", "2"]
+    assert train_process(tmp_path, *fit).returncode == 0
+    before = snapshot(tmp_path)
+    result = train_process(
+        tmp_path, *fit, "--ckpt_path", "last", "--data.n_samples", "3000", "--data.noise", "0.2"
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: checkpoints/circles_course/last.ckpt was trained with --data.n_samples 1000"
+        " (now 3000), --data.noise 0.03 (now 0.2); a resume continues the same experiment:"
+        " pass the values it was trained with, or start a new --name"
+    ]
+    assert snapshot(tmp_path) == before
+
+
 def test_an_unknown_key_in_a_config_file_is_named(run_cli: RunCLI, tmp_path: Path) -> None:
     config = tmp_path / "typo.yaml"
     text = (CONFIGS / "linear.yaml").read_text().replace("    lr: 0.01", "    learning_rate: 0.01")
