@@ -13,7 +13,11 @@ What may change on resume:
 - ``--trainer.max_epochs``: how long to train, not what; a resume to more
   epochs ends where one longer fit ends.
 - ``--model.lr``: the learning rate, set by hand between resumes as a
-  schedule would; the optimizer's state carries over.
+  schedule would; the optimizer's state carries over. With
+  ``--model.lr_scheduler`` it becomes the schedule's base rate
+  (``WorkflowModule.on_load_checkpoint``). The optimizer's class and
+  ``--model.optimizer_args``, and the scheduler's class and arguments, may
+  not change: the checkpoint's optimizer and scheduler state belong to them.
 - ``--trainer.accelerator`` and ``--trainer.devices``: where the same steps
   run; checkpoints load on any device, and several devices split each batch
   exactly.
@@ -46,8 +50,8 @@ def settings(hparams: Mapping[str, Any], group: str) -> dict[str, Any]:
             continue
         if key == "_class_path":
             found[f"--{group}"] = value
-        elif key == "net" and isinstance(value, Mapping):
-            found[f"--{group}.net"] = describe(value)
+        elif key in ("net", "lr_scheduler") and isinstance(value, Mapping):
+            found[f"--{group}.{key}"] = describe(value)
         elif group == "data" and key == "seed":
             found["--seed_everything"] = value  # the CLI links the data's seed to it
         else:
