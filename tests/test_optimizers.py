@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
-from tests.conftest import RunCLI, assert_same_state, load_state_dict, snapshot
+from tests.conftest import ROOT, RunCLI, assert_same_state, load_state_dict, snapshot
 from training.csv_log import read_metrics
 
 LR = 0.02
@@ -177,3 +178,18 @@ def test_the_cli_refuses_a_per_batch_schedule(run_cli: RunCLI, tmp_path: Path) -
                         "--model.lr_scheduler.max_lr", "0.1")  # fmt: skip
     assert code == 2 and err.startswith("error: invalid configuration: OneCycleLR is not"), err
     assert snapshot(tmp_path) == {}
+
+
+def test_the_readmes_config_form_is_the_command_lines(run_cli: RunCLI, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if "lr_sch" in b)
+    extra = tmp_path / "cosine.yaml"
+    extra.write_text(block)
+    code, err = run_cli("fit", "circles.yaml", "--config", str(extra), "--trainer.max_epochs", "1")
+    assert code == 0, err
+    hparams = torch.load(tmp_path / LAST, weights_only=True)["hyper_parameters"]
+    assert hparams["optimizer"] == "AdamW" and hparams["optimizer_args"] == {"weight_decay": 0.01}
+    assert hparams["lr_scheduler"] == {
+        "class_path": "torch.optim.lr_scheduler.CosineAnnealingLR",
+        "init_args": {"T_max": 300, "eta_min": 0.0, "last_epoch": -1},
+    }
