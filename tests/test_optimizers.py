@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,16 @@ import torch
 
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
-from tests.conftest import ROOT, RunCLI, assert_same_state, load_state_dict, snapshot
+from tests.conftest import (
+    CONFIGS,
+    ROOT,
+    TRAIN,
+    RunCLI,
+    assert_same_state,
+    load_state_dict,
+    snapshot,
+)
+from training.cli import main
 from training.csv_log import read_metrics
 
 LR = 0.02
@@ -25,6 +35,17 @@ LAST = "checkpoints/circles/last.ckpt"
 def logged_lr(root: Path) -> dict[int, float]:
     rows = read_metrics(root / "logs/circles/metrics.csv")
     return {int(r["epoch"]): float(r["lr"]) for r in rows if r["lr"]}
+
+
+@pytest.fixture(scope="module")
+def cosine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch SGD run with the cosine schedule, shared by tests that only read it."""
+    root = tmp_path_factory.mktemp("cosine")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(TRAIN)])
+        args = ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1", *COSINE]
+        assert main(["fit", "--config", str(CONFIGS / "circles.yaml"), *args]) == 0
+    return root
 
 
 def cosine(epoch: int, lr: float = LR, t_max: int = 4) -> float:
@@ -101,24 +122,28 @@ def test_lr_on_resume_rescales_the_schedule(run_cli: RunCLI, tmp_path: Path) -> 
             "(now StepLR(step_size=2, gamma=0.1, last_epoch=-1))",
         ),
         (["--model.lr_scheduler", "null"], "(now null)"),
-        (["--model.optimizer_args", "{momentum: 0.9}"], "--model.optimizer_args {} (now"),
+        (
+            ["--model.optimizer_args", "{weight_decay: 0.1}"],
+            "--model.optimizer_args {} (now {'weight_decay': 0.1})",
+        ),
+        (["--model.optimizer", "AdamW"], "--model.optimizer Adam (now AdamW)"),
     ],
 )
 def test_a_resume_with_another_schedule_is_refused(
-    change: list[str], message: str, run_cli: RunCLI, tmp_path: Path
+    change: list[str], message: str, run_cli: RunCLI, cosine_run: Path
 ) -> None:
-    args = ["circles.yaml", *COSINE, *EVERY_EPOCH, "--model.optimizer", "SGD"]
-    assert run_cli("fit", *args, "--trainer.max_epochs", "1")[0] == 0
-    before = snapshot(tmp_path)
-    code, err = run_cli("fit", *args, "--trainer.max_epochs", "2", "--ckpt_path", "last", *change)
+    before = snapshot(cosine_run)
+    code, err = run_cli(
+        "fit", "circles.yaml", *COSINE, "--trainer.default_root_dir", str(cosine_run),
+        "--trainer.max_epochs", "2", "--ckpt_path", "last", *change,
+    )  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ") and message in err, err
-    assert snapshot(tmp_path) == before
+    assert snapshot(cosine_run) == before
 
 
-def test_load_from_checkpoint_rebuilds_the_schedule(run_cli: RunCLI, tmp_path: Path) -> None:
-    assert run_cli("fit", "circles.yaml", "--trainer.max_epochs", "1", *COSINE)[0] == 0
-    module = ClassificationModule.load_from_checkpoint(tmp_path / LAST)
+def test_load_from_checkpoint_rebuilds_the_schedule(cosine_run: Path) -> None:
+    module = ClassificationModule.load_from_checkpoint(cosine_run / LAST)
     optimizer: Any = module.configure_optimizers()
     scheduler = optimizer["lr_scheduler"]["scheduler"]
     assert type(scheduler) is torch.optim.lr_scheduler.CosineAnnealingLR
