@@ -142,6 +142,20 @@ def test_a_resume_with_another_schedule_is_refused(
     assert snapshot(cosine_run) == before
 
 
+def test_a_checkpoint_from_before_schedules_resumes_only_without_one(
+    run_cli: RunCLI, tmp_path: Path
+) -> None:
+    assert run_cli("fit", "circles.yaml", "--trainer.max_epochs", "1")[0] == 0
+    checkpoint = torch.load(tmp_path / LAST, weights_only=True)
+    for key in ("optimizer_args", "lr_scheduler"):
+        del checkpoint["hyper_parameters"][key]
+    torch.save(checkpoint, tmp_path / LAST)
+    resume = ["--trainer.max_epochs", "2", "--ckpt_path", "last"]
+    code, err = run_cli("fit", "circles.yaml", *resume, *COSINE)
+    assert code == 2 and "--model.lr_scheduler null (now CosineAnnealingLR(T_max=4," in err, err
+    assert run_cli("fit", "circles.yaml", *resume)[0] == 0
+
+
 def test_load_from_checkpoint_rebuilds_the_schedule(cosine_run: Path) -> None:
     module = ClassificationModule.load_from_checkpoint(cosine_run / LAST)
     optimizer: Any = module.configure_optimizers()

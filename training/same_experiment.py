@@ -37,6 +37,9 @@ from lightning_modules.net_spec import describe
 
 MAY_CHANGE = frozenset({"--model.lr"})
 
+# A module checkpoint from before these were recorded was trained without them.
+_EARLIER_DEFAULTS: dict[str, Any] = {"--model.optimizer_args": {}, "--model.lr_scheduler": None}
+
 # LightningCLI's note of how it built the class, not an argument.
 _NOT_SETTINGS = frozenset({"_instantiator"})
 _ABSENT = object()
@@ -70,8 +73,10 @@ def changed_settings(
     ``keys`` limits the comparison (``None``: every setting that may not change).
     A setting the checkpoint does not record is not compared.
     """
+    model = settings(checkpoint.get("hyper_parameters", {}), "model")
     trained = {
-        **settings(checkpoint.get("hyper_parameters", {}), "model"),
+        **(_EARLIER_DEFAULTS if "--model.optimizer" in model else {}),
+        **model,
         **settings(checkpoint.get("datamodule_hyper_parameters", {}), "data"),
     }
     now = {**settings(model_hparams, "model"), **settings(data_hparams, "data")}
