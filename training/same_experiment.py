@@ -71,7 +71,9 @@ def changed_settings(
     """``--data.noise 0.03 (now 0.2)`` for each recorded setting the command changes.
 
     ``keys`` limits the comparison (``None``: every setting that may not change).
-    A setting the checkpoint does not record is not compared.
+    A setting the checkpoint does not record is not compared, but for the
+    optimizer's arguments and the schedule: a module checkpoint from before
+    they were recorded was trained without them.
     """
     model = settings(checkpoint.get("hyper_parameters", {}), "model")
     trained = {
