@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import _load as pl_load
+from lightning.pytorch.cli import LRSchedulerCallable
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import Self
 
 from lightning_modules.batch_mean import BatchMean
 from lightning_modules.net_spec import build_net, check_net_matches, check_trusted, net_spec
+from lightning_modules.optim_spec import build_scheduler, optimizer_class, scheduler_spec
 
-OptimizerName = Literal["SGD", "Adam", "AdamW"]
 Stage = Literal["train", "val", "test"]
 
 
@@ -31,8 +33,13 @@ class WorkflowModule(L.LightningModule):
     Args:
         net: the ``nn.Module`` to train. Checkpoints record it as plain data
             (class path and arguments), so ``load_from_checkpoint`` rebuilds it.
-        optimizer: which ``torch.optim`` optimizer updates the net.
-        lr: the learning rate.
+        optimizer: the name of the ``torch.optim`` optimizer that updates the net.
+        lr: the learning rate (with a scheduler, the rate it starts from).
+        optimizer_args: the optimizer's other keyword arguments, such as
+            ``{"weight_decay": 0.01}``.
+        lr_scheduler: a ``torch.optim.lr_scheduler`` class and its arguments,
+            stepped once per epoch. Checkpoints record it as plain data, with
+            every default filled in (``lightning_modules/optim_spec.py``).
         compile: run the net through ``torch.compile`` (see ``configure_model``).
             Not a hyperparameter: a compiled and an eager run train the same
             model, and each resumes the other's checkpoints.
@@ -41,17 +48,25 @@ class WorkflowModule(L.LightningModule):
     loss_fn: nn.Module
 
     def __init__(
-        self, net: nn.Module, optimizer: OptimizerName, lr: float, compile: bool = False
+        self,
+        net: nn.Module,
+        optimizer: str,
+        lr: float,
+        compile: bool = False,
+        optimizer_args: dict[str, Any] | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
-        if optimizer not in get_args(OptimizerName):
-            names = ", ".join(get_args(OptimizerName))
-            raise ValueError(f"optimizer must be one of {names}, got {optimizer!r}")
+        self.optimizer_class = optimizer_class(optimizer, lr, optimizer_args or {})
         self.save_hyperparameters(ignore=["net", "compile"])
         self.net = build_net(net) if isinstance(net, Mapping) else net
         self.hparams["net"] = net_spec(self.net)
+        self.optimizer_args = dict(optimizer_args or {})
+        self.hparams["optimizer_args"] = self.optimizer_args
+        self.scheduler = None if lr_scheduler is None else scheduler_spec(lr_scheduler)
+        self.hparams["lr_scheduler"] = self.scheduler
         self.optimizer = optimizer
         self.lr = lr
         self.compile_net = compile
@@ -124,6 +139,10 @@ class WorkflowModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._log_epoch("train")
+        if self.scheduler is not None:
+            # The rate this epoch trains with: the scheduler steps after each epoch.
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log("lr", lr, on_step=False, on_epoch=True)
 
     def on_validation_epoch_start(self) -> None:
         self._log_epoch("val")
@@ -167,10 +186,27 @@ class WorkflowModule(L.LightningModule):
         return outputs
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A learning rate given when resuming applies, rather than the checkpoint's."""
+        """A learning rate given when resuming applies, rather than the checkpoint's.
+
+        With a scheduler it becomes the schedule's base rate, and the current
+        rate is scaled by the same factor: a schedule proportional to its base
+        (StepLR, ExponentialLR, CosineAnnealingLR with ``eta_min`` 0) goes on
+        as if it had started from the new rate.
+        """
+        schedulers = checkpoint.get("lr_schedulers", [])
+        if self.scheduler is None or not schedulers:
+            for optimizer_state in checkpoint.get("optimizer_states", []):
+                for group in optimizer_state["param_groups"]:
+                    group["lr"] = self.lr
+            return
+        factor = self.lr / schedulers[0]["base_lrs"][0]
+        for scheduler_state in schedulers:
+            scheduler_state["base_lrs"] = [lr * factor for lr in scheduler_state["base_lrs"]]
+            scheduler_state["_last_lr"] = [lr * factor for lr in scheduler_state["_last_lr"]]
         for optimizer_state in checkpoint.get("optimizer_states", []):
             for group in optimizer_state["param_groups"]:
-                group["lr"] = self.lr
+                group["lr"] *= factor
+                group["initial_lr"] *= factor
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The module is recorded once: its arguments, the net as its spec.
@@ -217,6 +253,13 @@ class WorkflowModule(L.LightningModule):
             **kwargs,
         )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer_class: Any = getattr(torch.optim, self.optimizer)
-        return optimizer_class(self.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        optimizer_class: Any = self.optimizer_class
+        optimizer = optimizer_class(self.parameters(), lr=self.lr, **self.optimizer_args)
+        if self.scheduler is None:
+            return optimizer
+        scheduler: Any = build_scheduler(self.scheduler, optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
@@ -14,7 +17,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from lightning_modules.base import OptimizerName, WorkflowModule
+from lightning_modules.base import WorkflowModule
 
 
 class ClassificationModule(WorkflowModule):
@@ -28,12 +31,14 @@ class ClassificationModule(WorkflowModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: OptimizerName = "SGD",
+        optimizer: str = "SGD",
         lr: float = 0.1,
         num_classes: int = 2,
         compile: bool = False,
+        optimizer_args: dict[str, Any] | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(net, optimizer, lr, compile)
+        super().__init__(net, optimizer, lr, compile, optimizer_args, lr_scheduler)
         if num_classes < 2:
             raise ValueError(f"num_classes must be 2 or more, got {num_classes}")
         self.num_classes = num_classes

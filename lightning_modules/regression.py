@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from lightning.pytorch.cli import LRSchedulerCallable
 from torch import nn
 from torchmetrics import MeanSquaredError, MetricCollection
 
-from lightning_modules.base import OptimizerName, WorkflowModule
+from lightning_modules.base import WorkflowModule
 
 
 class RegressionModule(WorkflowModule):
@@ -17,11 +20,13 @@ class RegressionModule(WorkflowModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: OptimizerName = "SGD",
+        optimizer: str = "SGD",
         lr: float = 0.01,
         compile: bool = False,
+        optimizer_args: dict[str, Any] | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(net, optimizer, lr, compile)
+        super().__init__(net, optimizer, lr, compile, optimizer_args, lr_scheduler)
         self.loss_fn = nn.L1Loss()
         metrics = MetricCollection({"mse": MeanSquaredError()})
         self.make_metrics(train=metrics, evaluation=metrics)

@@ -129,7 +129,7 @@ def test_a_training_step_never_waits_for_the_gpu(optimizer: str, tmp_path: Path)
         callbacks=[NoWaitInTrainingSteps()],
     )
     try:
-        module = ClassificationModule(CircleModelV2(), optimizer=optimizer)  # type: ignore[arg-type]
+        module = ClassificationModule(CircleModelV2(), optimizer=optimizer)
         trainer.fit(module, CirclesDataModule(batch_size=64))
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -57,12 +57,13 @@ def test_defaults_are_the_notes_recipe() -> None:
 
 @pytest.mark.parametrize(
     "name, cls",
-    [("SGD", torch.optim.SGD), ("Adam", torch.optim.Adam), ("AdamW", torch.optim.AdamW)],
+    [("SGD", torch.optim.SGD), ("AdamW", torch.optim.AdamW), ("RMSprop", torch.optim.RMSprop)],
 )
-def test_optimizer_is_chosen_by_name(name: str, cls: type) -> None:
-    module = ClassificationModule(net=CircleModelV2(), optimizer=name, lr=0.05)  # type: ignore[arg-type]
+def test_optimizer_is_chosen_by_name(name: str, cls: type[torch.optim.Optimizer]) -> None:
+    module = ClassificationModule(net=CircleModelV2(), optimizer=name, lr=0.05)
     optimizer = module.configure_optimizers()
-    assert type(optimizer) is cls and optimizer.param_groups[0]["lr"] == 0.05
+    assert isinstance(optimizer, cls) and type(optimizer) is cls
+    assert optimizer.param_groups[0]["lr"] == 0.05
 
 
 def test_metrics_are_separate_objects_per_stage() -> None:

@@ -171,8 +171,8 @@ BAD_SPACES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "a metric no run logs": ({"metric": "val/accuracy"}, "no run logs the metric 'val/accuracy'"),
     "a choice the model refuses": (
-        {"space": {"model.optimizer": ["SGD", "Adagrad"]}},
-        "search space model.optimizer='Adagrad'",
+        {"space": {"model.optimizer": ["SGD", "Adagradd"]}},
+        "search space model.optimizer='Adagradd'",
     ),
 }
 

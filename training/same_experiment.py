@@ -13,7 +13,11 @@ What may change on resume:
 - ``--trainer.max_epochs``: how long to train, not what; a resume to more
   epochs ends where one longer fit ends.
 - ``--model.lr``: the learning rate, set by hand between resumes as a
-  schedule would; the optimizer's state carries over.
+  schedule would; the optimizer's state carries over. With
+  ``--model.lr_scheduler`` it becomes the schedule's base rate
+  (``WorkflowModule.on_load_checkpoint``). The optimizer's class and
+  ``--model.optimizer_args``, and the scheduler's class and arguments, may
+  not change: the checkpoint's optimizer and scheduler state belong to them.
 - ``--trainer.accelerator`` and ``--trainer.devices``: where the same steps
   run; checkpoints load on any device, and several devices split each batch
   exactly.
@@ -33,6 +37,9 @@ from lightning_modules.net_spec import describe
 
 MAY_CHANGE = frozenset({"--model.lr"})
 
+# A module checkpoint from before these were recorded was trained without them.
+_EARLIER_DEFAULTS: dict[str, Any] = {"--model.optimizer_args": {}, "--model.lr_scheduler": None}
+
 # LightningCLI's note of how it built the class, not an argument.
 _NOT_SETTINGS = frozenset({"_instantiator"})
 _ABSENT = object()
@@ -46,8 +53,8 @@ def settings(hparams: Mapping[str, Any], group: str) -> dict[str, Any]:
             continue
         if key == "_class_path":
             found[f"--{group}"] = value
-        elif key == "net" and isinstance(value, Mapping):
-            found[f"--{group}.net"] = describe(value)
+        elif key in ("net", "lr_scheduler") and isinstance(value, Mapping):
+            found[f"--{group}.{key}"] = describe(value)
         elif group == "data" and key == "seed":
             found["--seed_everything"] = value  # the CLI links the data's seed to it
         else:
@@ -64,10 +71,14 @@ def changed_settings(
     """``--data.noise 0.03 (now 0.2)`` for each recorded setting the command changes.
 
     ``keys`` limits the comparison (``None``: every setting that may not change).
-    A setting the checkpoint does not record is not compared.
+    A setting the checkpoint does not record is not compared, but for the
+    optimizer's arguments and the schedule: a module checkpoint from before
+    they were recorded was trained without them.
     """
+    model = settings(checkpoint.get("hyper_parameters", {}), "model")
     trained = {
-        **settings(checkpoint.get("hyper_parameters", {}), "model"),
+        **(_EARLIER_DEFAULTS if "--model.optimizer" in model else {}),
+        **model,
         **settings(checkpoint.get("datamodule_hyper_parameters", {}), "data"),
     }
     now = {**settings(model_hparams, "model"), **settings(data_hparams, "data")}
