@@ -1,4 +1,4 @@
-"""Issue #5: the project against the notes' plain loop, each scenario both ways in one run.
+"""The project against the notes' plain loop, each scenario both ways in one run.
 
     python benchmarks/run.py              # every scenario, 5 alternating repeats each
     python benchmarks/run.py --quick      # 2 repeats
@@ -179,7 +179,7 @@ class Bench:
         wrapper = [PYTHON, str(ROOT / "benchmarks" / "peak_rss.py")]
         return int(self.run_process([*wrapper, *args], cwd).split()[-1]) / 1024
 
-    # The scenarios of issue #5, each run both ways.
+    # The scenarios, each run both ways.
 
     def linear(self) -> list[Row]:
         self.warm_up()
@@ -610,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
     bench = Bench(repeats, args.threads)
-    print("## Lightning project vs the notes' plain loop (issue #5)\n")
+    print("## Lightning project vs the notes' plain loop\n")
     print("\n".join(machine()), flush=True)
     start = time.perf_counter()
     rows: list[Row] = []
