@@ -9,15 +9,14 @@ from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
-    BinaryAccuracy,
     BinaryAUROC,
     BinaryF1Score,
-    MulticlassAccuracy,
     MulticlassAUROC,
     MulticlassF1Score,
 )
 
 from lightning_modules.base import WorkflowModule
+from lightning_modules.batch_mean import Accuracy
 
 
 class ClassificationModule(WorkflowModule):
@@ -44,18 +43,16 @@ class ClassificationModule(WorkflowModule):
         self.num_classes = num_classes
         # validate_args=False: the checks cost as much as a training step, and
         # the datamodules already guarantee shapes and label values.
-        metrics: dict[str, Metric | MetricCollection]
+        metrics: dict[str, Metric]
         if num_classes == 2:
             self.loss_fn = nn.BCEWithLogitsLoss()
             metrics = {
-                "acc": BinaryAccuracy(validate_args=False),
                 "f1": BinaryF1Score(validate_args=False),
                 "auroc": BinaryAUROC(validate_args=False),
             }
         else:
             self.loss_fn = nn.CrossEntropyLoss()
             metrics = {
-                "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
                 "f1": MulticlassF1Score(num_classes, validate_args=False),
                 "auroc": MulticlassAUROC(num_classes, validate_args=False),
             }
@@ -63,8 +60,8 @@ class ClassificationModule(WorkflowModule):
         # AUROC (which sorts every prediction of the epoch) are for evaluation.
         # Separate updates feed each metric its own input, so no compute groups.
         self.make_metrics(
-            train=MetricCollection({"acc": metrics["acc"]}, compute_groups=False),
-            evaluation=MetricCollection(metrics, compute_groups=False),
+            train=MetricCollection({"acc": Accuracy()}, compute_groups=False),
+            evaluation=MetricCollection({"acc": Accuracy(), **metrics}, compute_groups=False),
         )
 
     @property
@@ -77,7 +74,7 @@ class ClassificationModule(WorkflowModule):
     def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
         """Accuracy and F1 count predicted labels; AUROC ranks probabilities.
 
-        Integer labels, not probabilities, go to accuracy and F1: given floats,
+        Integer labels, not probabilities, go to F1 as well: given floats,
         torchmetrics first checks on every batch whether they lie in [0, 1],
         which makes the host wait for the device.
         """

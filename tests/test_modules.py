@@ -75,6 +75,31 @@ def test_metrics_are_separate_objects_per_stage() -> None:
     assert module.val_metrics["val/acc"] is not module.test_metrics["test/acc"]
 
 
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_accuracy_is_torchmetrics_accuracy(num_classes: int) -> None:
+    """The epoch accuracy over batches of uneven sizes is torchmetrics' own."""
+    from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+
+    module = ClassificationModule(
+        net=CircleModelV2(out_features=1 if num_classes == 2 else num_classes),
+        num_classes=num_classes,
+    )
+    reference = (
+        BinaryAccuracy() if num_classes == 2 else MulticlassAccuracy(num_classes, average="micro")
+    )
+    generator = torch.Generator().manual_seed(0)
+    for size in (64, 64, 17):
+        outputs = torch.randn(size, 1 if num_classes == 2 else num_classes, generator=generator)
+        targets = torch.randint(0, num_classes, (size,), generator=generator)
+        if num_classes == 2:
+            targets = targets.float()
+        module.update_metrics(module.val_metrics, outputs, targets)
+        reference.update(module.prediction(outputs).long(), targets.long())
+    accuracy = module.val_metrics["val/acc"].compute()
+    assert accuracy == pytest.approx(reference.compute().item(), abs=1e-7)
+    assert 0 < accuracy < 1  # random logits: right and wrong labels are both counted
+
+
 def test_regression_logs_the_loss_and_mse_only() -> None:
     """The L1 loss is the mean absolute error: no MAE metric repeats it."""
     module = RegressionModule(net=LinearRegressionModelV2())
