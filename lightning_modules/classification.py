@@ -74,11 +74,11 @@ class ClassificationModule(WorkflowModule):
     def update_metrics(self, metrics: MetricCollection, outputs: Tensor, targets: Tensor) -> None:
         """Accuracy and F1 count predicted labels; AUROC ranks probabilities.
 
-        Integer labels, not probabilities, go to F1 as well: given floats,
-        torchmetrics first checks on every batch whether they lie in [0, 1],
-        which makes the host wait for the device.
+        Labels, not probabilities, go to F1 as well: given floats, torchmetrics
+        first checks on every batch whether they lie in [0, 1], which makes the
+        host wait for the device.
         """
-        labels = self.prediction(outputs).long()
+        labels = self.labels(outputs)
         for name, metric in metrics.items(keep_base=True, copy_state=False):
             metric.update(self.probabilities(outputs) if name == "auroc" else labels, targets)
 
@@ -88,11 +88,19 @@ class ClassificationModule(WorkflowModule):
             return torch.sigmoid(outputs.squeeze(dim=1))
         return torch.softmax(outputs, dim=1)
 
-    def prediction(self, outputs: Tensor) -> Tensor:
+    def labels(self, outputs: Tensor) -> Tensor:
         """The predicted label: a positive logit (probability above 0.5), or the most likely class.
+
+        Binary labels are booleans here, which the metrics count as they are.
+        """
+        if self.binary:
+            return outputs.squeeze(dim=1) > 0
+        return outputs.argmax(dim=1)
+
+    def prediction(self, outputs: Tensor) -> Tensor:
+        """The predicted label as ``predict`` writes it.
 
         Binary labels are floats, 0.0 or 1.0, like the targets ``BCEWithLogitsLoss`` takes.
         """
-        if self.binary:
-            return (outputs.squeeze(dim=1) > 0).to(outputs.dtype)
-        return outputs.argmax(dim=1)
+        labels = self.labels(outputs)
+        return labels.to(outputs.dtype) if self.binary else labels

@@ -6,7 +6,12 @@ Example: ``python scripts/sweep.py --config configs/sweeps/circles_course.yaml``
 import gc
 import sys
 
-from training.sweep import main
+# As in train.py: the imports' long-lived objects are frozen, not collected again and again.
+gc.disable()
+from training.sweep import main  # noqa: E402
+
+gc.freeze()
+gc.enable()
 
 if __name__ == "__main__":
     code = main()

@@ -94,7 +94,7 @@ def test_accuracy_is_torchmetrics_accuracy(num_classes: int) -> None:
         if num_classes == 2:
             targets = targets.float()
         module.update_metrics(module.val_metrics, outputs, targets)
-        reference.update(module.prediction(outputs).long(), targets.long())
+        reference.update(module.prediction(outputs), targets.long())
     accuracy = module.val_metrics["val/acc"].compute()
     assert accuracy == pytest.approx(reference.compute().item(), abs=1e-7)
     assert 0 < accuracy < 1  # random logits: right and wrong labels are both counted
