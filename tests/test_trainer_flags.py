@@ -121,6 +121,7 @@ def tensorboard(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
 
 CALLBACKS = "--trainer.callbacks+=lightning.pytorch.callbacks."
 TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
+RICH_MISSING = importlib.util.find_spec("rich") is None
 
 CASES: dict[str, tuple[list[str], Check]] = {
     "fast_dev_run": (["--trainer.fast_dev_run", "true"], fast_dev_run),
@@ -214,6 +215,8 @@ def test_a_short_fit_with_the_flag_does_what_it_says(
 ) -> None:
     if case == "TensorBoard logger" and TENSORBOARD_MISSING:
         pytest.skip("TensorBoard is not installed: .venv/bin/pip install tensorboard")
+    if case == "RichProgressBar" and RICH_MISSING:
+        pytest.skip("Rich is not installed: .venv/bin/pip install rich")
     monkeypatch.setattr(sys, "argv", [str(TRAIN)])
     args, check = CASES[case]
     args = [a.replace("ROOT", str(tmp_path)) for a in args]

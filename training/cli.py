@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -35,7 +36,10 @@ from training.runs import (
     resolve_ckpt_path,
 )
 from training.same_experiment import changed_settings
+from training.trainer_options import counts_before_fractions
 from training.warning_filters import quiet_known_noise
+
+counts_before_fractions(Trainer.__init__)
 
 # ``--ckpt_path auto``: resume the run from its last.ckpt if it has one, else start it.
 AUTO = "auto"
