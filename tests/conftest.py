@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
 
-from training.cli import main
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -24,10 +24,20 @@ TRAIN = ROOT / "scripts" / "train.py"
 
 RunCLI = Callable[..., tuple[int, str]]
 
-# The nets here are too small to gain from a second thread, and on a busy
-# 2-core machine torch's threads spin against other processes, making a fit
-# many times slower (benchmarks/run.py uses one thread for the same reason).
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """The nets here are too small to gain from a second thread.
+
+    On a busy 2-core machine torch's threads spin against other processes,
+    making a fit many times slower (benchmarks/run.py uses one thread for the
+    same reason). torch is imported here, not at the top: under pytest-xdist
+    the controlling process loads this file too but runs no test, and
+    importing torch and Lightning there would delay every worker's start.
+    """
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -38,6 +48,8 @@ def run_cli(
 
     Returns the exit code and what went to stderr.
     """
+
+    from training.cli import main
 
     monkeypatch.setattr(sys, "argv", [str(TRAIN)])
 
@@ -56,6 +68,23 @@ def run_cli(
         return code, capsys.readouterr().err
 
     return run
+
+
+def fit_once(root: Path, config: str, *args: str) -> Path:
+    """Fits ``configs/<config>`` under ``root`` in this process; returns ``root``.
+
+    For the module-scoped fixtures that train one run for several tests that
+    only read it (``run_cli`` is per test: it writes under the test's own
+    ``tmp_path``).
+    """
+    from training.cli import main
+
+    fit = ["fit", "--config", str(CONFIGS / config), "--trainer.default_root_dir", str(root)]
+    # LightningCLI warns when it is handed args while sys.argv holds pytest's own.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(TRAIN)])
+        assert main([*fit, *args]) == 0
+    return root
 
 
 def load_script(name: str) -> ModuleType:
@@ -111,10 +140,14 @@ def process_env() -> dict[str, str]:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    import torch
+
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs: {a[key]} != {b[key]}"

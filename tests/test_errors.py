@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from lightning_modules import RegressionModule
-from tests.conftest import CONFIGS, TRAIN, RunCLI, snapshot, train_process
-from training.cli import main
+from tests.conftest import CONFIGS, RunCLI, fit_once, snapshot, train_process
 from training.run_checkpoint import epochs_done
 
 # (config, extra arguments, what the one line says)
@@ -141,11 +139,7 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Shared by the module's tests: each refuses before writing, and checks it wrote nothing.
     """
-    root = tmp_path_factory.mktemp("trained")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", [str(TRAIN)])
-        args = ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", "3"]
-        assert main(["fit", "--config", str(CONFIGS / "linear.yaml"), *args]) == 0
+    root = fit_once(tmp_path_factory.mktemp("trained"), "linear.yaml", "--trainer.max_epochs", "3")
     last = root / "checkpoints" / "linear" / "last.ckpt"
     (root / "truncated.ckpt").write_bytes(last.read_bytes()[:500])
     (root / "garbage.ckpt").write_bytes(b"not a checkpoint" * 10)

@@ -6,7 +6,6 @@ of the notes (or of another runtime) would.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -22,9 +21,8 @@ from datamodules.split import SplitDataModule
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
-from tests.conftest import ROOT, load_script, snapshot
+from tests.conftest import fit_once, load_script, snapshot
 from tests.test_errors import _RunsCode
-from training import cli
 
 
 def export_script() -> ModuleType:
@@ -33,11 +31,7 @@ def export_script() -> ModuleType:
 
 def fit_and_export(root: Path, config: str, *args: str) -> Path:
     """Fits ``configs/<config>.yaml`` under ``root``, exports its best.ckpt; returns the folder."""
-    fit = ["fit", "--config", str(ROOT / "configs" / f"{config}.yaml")]
-    fit += ["--trainer.default_root_dir", str(root), *args]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["scripts/train.py"])
-        assert cli.main(fit) == 0
+    fit_once(root, f"{config}.yaml", *args)
     assert export_script().main(["--name", config, "--root", str(root)]) == 0
     return root / "checkpoints" / config
 

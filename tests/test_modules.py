@@ -12,7 +12,7 @@ import torch
 from datamodules import LinearDataModule
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModel, LinearRegressionModelV2
-from tests.conftest import RunCLI, load_state_dict
+from tests.conftest import RunCLI, fit_once, load_state_dict
 
 
 def quick_trainer(
@@ -124,12 +124,17 @@ def test_checkpoint_of_a_module_built_in_python_rebuilds_its_net(tmp_path: Path)
     assert torch.equal(loaded.state_dict()["net.weights"], module.state_dict()["net.weights"])
 
 
-def test_checkpoint_of_a_cli_run_rebuilds_its_net(run_cli: RunCLI, tmp_path: Path) -> None:
-    code, _ = run_cli(
-        "fit", "circles.yaml", "--trainer.max_epochs", "2", "--model.net.hidden_units", "16"
+@pytest.fixture(scope="module")
+def circles_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch circles fit with 16 hidden units, for the tests that only read its checkpoints."""
+    args = ["--trainer.max_epochs", "2", "--model.net.hidden_units", "16"]
+    return (
+        fit_once(tmp_path_factory.mktemp("circles"), "circles.yaml", *args) / "checkpoints/circles"
     )
-    assert code == 0
-    path = tmp_path / "checkpoints" / "circles" / "last.ckpt"
+
+
+def test_checkpoint_of_a_cli_run_rebuilds_its_net(circles_run: Path) -> None:
+    path = circles_run / "last.ckpt"
     loaded = ClassificationModule.load_from_checkpoint(path)
     assert isinstance(loaded.net, CircleModelV2) and loaded.net.hidden_units == 16
     assert torch.equal(
@@ -193,11 +198,10 @@ def test_an_empty_share_of_a_batch_adds_nothing() -> None:
 
 
 def test_a_checkpoint_whose_net_disagrees_with_its_weights_is_refused_before_building(
-    run_cli: RunCLI, tmp_path: Path
+    circles_run: Path, run_cli: RunCLI, tmp_path: Path
 ) -> None:
     """A 5 KB best.ckpt edited to record 100000 hidden units would make its net 40 GB."""
-    assert run_cli("fit", "circles.yaml", "--trainer.max_epochs", "2")[0] == 0
-    checkpoint = torch.load(tmp_path / "checkpoints/circles/best.ckpt", weights_only=True)
+    checkpoint = torch.load(circles_run / "best.ckpt", weights_only=True)
     checkpoint["hyper_parameters"]["net"]["init_args"]["hidden_units"] = 100_000
     edited = tmp_path / "edited.ckpt"
     torch.save(checkpoint, edited)
@@ -209,4 +213,4 @@ def test_a_checkpoint_whose_net_disagrees_with_its_weights_is_refused_before_bui
 
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 500_000
     assert code == 2 and err.count("\n") == 1, err
-    assert "layer_1.bias: (10,) in the weights, (100000,) in the net" in err
+    assert "layer_1.bias: (16,) in the weights, (100000,) in the net" in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,13 @@ import torch
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
 from tests.conftest import (
-    CONFIGS,
     ROOT,
-    TRAIN,
     RunCLI,
     assert_same_state,
+    fit_once,
     load_state_dict,
     snapshot,
 )
-from training.cli import main
 from training.csv_log import read_metrics
 
 LR = 0.02
@@ -40,12 +37,9 @@ def logged_lr(root: Path) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def cosine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch SGD run with the cosine schedule, shared by tests that only read it."""
-    root = tmp_path_factory.mktemp("cosine")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", [str(TRAIN)])
-        args = ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1", *COSINE]
-        assert main(["fit", "--config", str(CONFIGS / "circles.yaml"), *args]) == 0
-    return root
+    return fit_once(
+        tmp_path_factory.mktemp("cosine"), "circles.yaml", "--trainer.max_epochs", "1", *COSINE
+    )
 
 
 def cosine(epoch: int, lr: float = LR, t_max: int = 4) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -23,26 +22,19 @@ from datamodules.split import SplitDataModule, Splits
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
-from tests.conftest import RunCLI, load_script
+from tests.conftest import RunCLI, fit_once, load_script
 from tests.test_configs import test_metric
-from training import cli, plots
+from training import plots
 from training.plots import plot_decision_boundary, write_fit_plots
 from training.predictions import fit_summary, write_predictions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-REPO = Path(__file__).parents[1]
-
 
 def fit(root: Path, config: str, epochs: int) -> Path:
     """Fits ``configs/<config>.yaml`` under ``root`` and returns its log dir."""
-    args = ["fit", "--config", str(REPO / "configs" / f"{config}.yaml")]
-    args += ["--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs)]
-    # LightningCLI warns when it is handed args while sys.argv holds pytest's own.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", ["scripts/train.py"])
-        assert cli.main(args) == 0
+    fit_once(root, f"{config}.yaml", "--trainer.max_epochs", str(epochs))
     return root / "logs" / config
 
 
