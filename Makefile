@@ -18,12 +18,15 @@ train: $(STAMP)
 	$(BIN)/python scripts/train.py fit --config configs/linear.yaml
 	$(BIN)/python scripts/train.py fit --config configs/circles.yaml
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# The whole suite: the inner loop, then the tests that start real processes, one at a
+# time, so that a DDP test's ranks and the processes a test kills have the cores to themselves.
+test: test-fast
+	$(BIN)/python -m pytest -q -m slow
 
-# The inner loop: everything but the tests that start real processes (marked slow).
+# The inner loop: everything but the tests that start real processes (marked slow), on
+# one pytest-xdist worker per core; worksteal hands a free worker the other's queued tests.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """``--model.compile true``: the same fit as eager, and checkpoints shared with eager runs.
 
-Compiling the circles net takes seconds on a CPU, so these tests are slow.
+Compiling the circles net starts the C++ compiler, in processes of its own, and
+takes seconds on a CPU: these tests are slow.
 """
 
 from __future__ import annotations
