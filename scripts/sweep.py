@@ -3,18 +3,10 @@
 Example: ``python scripts/sweep.py --config configs/sweeps/circles_course.yaml``.
 """
 
-import gc
-import sys
+from training.process import exit_without_collecting, long_lived_imports
 
-# As in train.py: the imports' long-lived objects are frozen, not collected again and again.
-gc.disable()
-from training.sweep import main  # noqa: E402
-
-gc.freeze()
-gc.enable()
+with long_lived_imports():
+    from training.sweep import main
 
 if __name__ == "__main__":
-    code = main()
-    # As in train.py: everything is written; leave the objects torch made to the OS.
-    gc.freeze()
-    sys.exit(code)
+    exit_without_collecting(main())
