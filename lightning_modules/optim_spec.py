@@ -56,7 +56,8 @@ def optimizer_class(name: str, lr: float, args: Mapping[str, Any]) -> type[Optim
 def scheduler_spec(lr_scheduler: Any) -> dict[str, Any]:
     """A scheduler as plain data: from a spec, or from the callable LightningCLI builds.
 
-    The CLI hands the module ``functools.partial(instantiator, Class, **args)``;
+    The CLI hands the module a ``functools.partial`` of jsonargparse's
+    instantiator with ``Class`` among its arguments and ``**args`` as keywords;
     Python code may pass ``functools.partial(Class, **args)``.
     """
     if isinstance(lr_scheduler, Mapping):
@@ -64,9 +65,8 @@ def scheduler_spec(lr_scheduler: Any) -> dict[str, Any]:
         module_name, _, name = path.rpartition(".")
         init_args = dict(lr_scheduler.get("init_args") or {})
     elif isinstance(lr_scheduler, functools.partial):
-        cls = lr_scheduler.func if isinstance(lr_scheduler.func, type) else None
-        if cls is None and lr_scheduler.args and isinstance(lr_scheduler.args[0], type):
-            cls = lr_scheduler.args[0]
+        parts = (lr_scheduler.func, *lr_scheduler.args)
+        cls = next((part for part in parts if isinstance(part, type)), None)
         module_name, name = getattr(cls, "__module__", ""), getattr(cls, "__qualname__", "")
         init_args = dict(lr_scheduler.keywords)
     else:

@@ -5,11 +5,25 @@ from __future__ import annotations
 import logging
 import warnings
 
+# What jsonargparse says, once per run, when Lightning's CLI calls the APIs it deprecates:
+# the deprecation itself and a note on how it reports deprecations.
+JSONARGPARSE_DEPRECATIONS = (
+    r"(?s).*(deprecated in v4\.49\.0|only one JsonargparseDeprecationWarning)"
+)
+LIGHTNING_CLI = r"lightning\.pytorch\.cli"
+
 
 def quiet_known_noise() -> None:
     """Filters third-party messages that do not apply to this project, each narrowly."""
     # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing to fix here.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning 2.6's CLI calls jsonargparse APIs that 4.49 deprecates; nothing to fix here.
+    warnings.filterwarnings(
+        "ignore",
+        message=JSONARGPARSE_DEPRECATIONS,
+        category=DeprecationWarning,
+        module=LIGHTNING_CLI,
+    )
     # Batches are slices of in-memory tensors: worker processes would only add copying.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # Metrics are logged once per epoch, never per step, so the step interval never applies.
