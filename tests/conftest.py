@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,26 @@ def one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plots_only_where_read(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fits in this process draw their plots only in test modules marked ``plots``.
+
+    Drawing the three PNGs takes about half a second, often more than the
+    short fit before it, and most tests read only checkpoints and metrics. The
+    plots are checked by the modules marked ``plots`` (``test_plots.py``, and
+    ``test_readme.py``, which runs every README command as written) and by
+    every test that starts a real process.
+    """
+    if request.node.get_closest_marker("plots") is not None:
+        yield
+        return
+    from training import plots
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "write_fit_plots", lambda *args, **kwargs: [])
+        yield
 
 
 @pytest.fixture

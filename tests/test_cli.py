@@ -67,6 +67,23 @@ def test_resume_applies_a_longer_max_epochs(run_cli: RunCLI, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
+    # A command line that names a subcommand builds only that one's parser.
     result = train_process(tmp_path, "--help")
     assert result.returncode == 0
-    assert all(s in result.stdout for s in ("fit", "validate", "test", "predict"))
+    assert "{fit,validate,test,predict}" in result.stdout
+    result = train_process(tmp_path, "fit", "--help")
+    assert result.returncode == 0
+    assert "--trainer.max_epochs" in result.stdout and "--ckpt_path" in result.stdout
+
+
+def test_a_mistyped_subcommand_is_shown_all_four(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.cli import main
+
+    monkeypatch.setattr("sys.argv", ["scripts/train.py"])
+    assert main(["fitt", "--config", str(CONFIGS / "linear.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: argument subcommand: invalid choice: 'fitt'"
+        " (choose from 'fit', 'validate', 'test', 'predict') (see --help for the options)"
+    )

@@ -31,6 +31,8 @@ from training.predictions import fit_summary, write_predictions
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+pytestmark = pytest.mark.plots
+
 
 def fit(root: Path, config: str, epochs: int) -> Path:
     """Fits ``configs/<config>.yaml`` under ``root`` and returns its log dir."""

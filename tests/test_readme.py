@@ -14,6 +14,8 @@ from training.cli import main
 
 README = (ROOT / "README.md").read_text()
 
+pytestmark = pytest.mark.plots  # the commands do all they do for a user, plots included
+
 
 def readme_commands() -> list[list[str]]:
     """The arguments of every command, after ``PYTHONPATH=<folder>`` where one is given."""
