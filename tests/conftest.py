@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from training.process import long_lived_imports
+
 if TYPE_CHECKING:
     import torch
 
@@ -23,6 +26,33 @@ CONFIGS = ROOT / "configs"
 TRAIN = ROOT / "scripts" / "train.py"
 
 RunCLI = Callable[..., tuple[int, str]]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    """Collects (importing torch, Lightning and the project) as ``scripts/train.py`` starts.
+
+    The collector neither walks the millions of objects the imports make
+    while they are made, nor at any full collection during the tests.
+    """
+    with long_lived_imports():
+        return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Runs the sweep tests first, the longest in-process tests (each is several fits).
+
+    Under ``make test-fast`` each pytest-xdist worker starts with half of the
+    tests and, when it runs out, takes some of the other's queue. At the end
+    of the queue, the sweeps kept the other worker waiting, idle, for as long
+    as they ran (about 7 s of a minute).
+    """
+    items.sort(key=lambda item: item.path.name != "test_sweep.py")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leaves every object to the OS at exit, as ``scripts/train.py`` does."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,8 +76,7 @@ def plots_only_where_read(request: pytest.FixtureRequest) -> Iterator[None]:
 
     Drawing the three PNGs takes about half a second, often more than the
     short fit before it, and most tests read only checkpoints and metrics. The
-    plots are checked by the modules marked ``plots`` (``test_plots.py``, and
-    ``test_readme.py``, which runs every README command as written) and by
+    plots are checked by ``test_plots.py`` (marked ``plots``) and drawn by
     every test that starts a real process.
     """
     if request.node.get_closest_marker("plots") is not None:

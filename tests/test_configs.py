@@ -53,8 +53,14 @@ def test_linear_circle_model_stays_near_chance(run_cli: RunCLI, tmp_path: Path) 
 
 
 def test_course_recipe_reaches_what_the_readme_says(run_cli: RunCLI, tmp_path: Path) -> None:
-    """SGD at lr 0.1 for 1000 full-batch epochs: still learning, 86.5% (the course saw 79%)."""
-    assert run_cli("fit", "circles_course.yaml")[0] == 0
+    """SGD at lr 0.1 for 1000 full-batch epochs: still learning, 86.5% (the course saw 79%).
+
+    Validation never changes the weights, and the test split scores the last
+    ones, so the fit validates once, after its last epoch, not after every one.
+    """
+    assert (
+        run_cli("fit", "circles_course.yaml", "--trainer.check_val_every_n_epoch", "1000")[0] == 0
+    )
     assert run_cli("test", "circles_course.yaml", "--ckpt_path", "last")[0] == 0
     assert test_metric(tmp_path, "circles_course") == pytest.approx(0.865, abs=0.006)
     assert torch.isfinite(torch.tensor(test_metric(tmp_path, "circles_course", "test/loss")))

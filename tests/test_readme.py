@@ -3,53 +3,69 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, load_script
 from training.cli import main
 
 README = (ROOT / "README.md").read_text()
 
-pytestmark = pytest.mark.plots  # the commands do all they do for a user, plots included
 
+def readme_runs() -> dict[str, list[tuple[str, str, list[str]]]]:
+    """The README's ``train.py`` and ``export.py`` commands, in order, grouped by the run they use.
 
-def readme_commands() -> list[list[str]]:
-    """The arguments of every command, after ``PYTHONPATH=<folder>`` where one is given."""
+    Each command is ``(PYTHONPATH folder or "", script, arguments)``. A run is
+    named by ``--name`` or by its config's ``name``; ``export.py --name``
+    exports one. Runs do not share files, so each is tested on its own.
+    """
     lines = re.findall(
-        r"^((?:PYTHONPATH=\S+ )?)\.venv/bin/python scripts/train\.py (.+)$",
+        r"^((?:PYTHONPATH=\S+ )?)\.venv/bin/python scripts/(train|export)\.py (.+)$",
         README,
         flags=re.MULTILINE,
     )
-    return [[*shlex.split(env), *shlex.split(line.split("#")[0])] for env, line in lines]
+    runs: dict[str, list[tuple[str, str, list[str]]]] = {}
+    for env, script, line in lines:
+        command = shlex.split(line.split("#")[0])
+        options = dict(itertools.pairwise(command))
+        name = (
+            options.get("--name")
+            or yaml.safe_load((ROOT / options["--config"]).read_text())["name"]
+        )
+        runs.setdefault(name, []).append((env.strip().partition("=")[2], script, command))
+    return runs
+
+
+RUNS = readme_runs()
 
 
 def test_the_readme_shows_the_main_commands() -> None:
-    commands = [" ".join(c) for c in readme_commands()]
+    commands = [" ".join(c) for run in RUNS.values() for _, script, c in run if script == "train"]
     assert (
         "fit --config configs/circles.yaml --ckpt_path last --trainer.max_epochs 2000" in commands
     )
     assert "test --config configs/circles.yaml --ckpt_path best" in commands
 
 
+def test_the_readme_trains_and_exports_these_runs() -> None:
+    assert list(RUNS) == ["circles", "linear", "circles_csv", "deeper", "circles_cosine"]
+    assert ("", "export", ["--name", "linear"]) in RUNS["linear"]
+
+
+@pytest.mark.parametrize("name", RUNS)
 def test_readme_commands_run_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr("sys.argv", ["scripts/train.py"])
-    lines = re.findall(
-        r"^((?:PYTHONPATH=\S+ )?)\.venv/bin/python scripts/(train|export)\.py (.+)$",
-        README,
-        flags=re.MULTILINE,
-    )
-    assert ("", "export", "--name linear") in lines
-    for env, script, line in lines:
-        command = shlex.split(line.split("#")[0])
-        if env:
-            monkeypatch.syspath_prepend(str(ROOT / env.strip().partition("=")[2]))
+    for folder, script, command in RUNS[name]:
+        if folder:
+            monkeypatch.syspath_prepend(str(ROOT / folder))
         if script == "export":
             code = load_script("export").main([*command, "--root", str(tmp_path)])
         elif "ddp" in command:
@@ -61,7 +77,8 @@ def test_readme_commands_run_in_order(
             code = main([*command, *short])
         assert code == 0, (command, capsys.readouterr().err[-500:])
 
-    # The course's load code the README gives for the exported file.
-    monkeypatch.chdir(tmp_path)
-    snippets = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
-    exec(next(s for s in snippets if "best.pth" in s), {})
+    if any(script == "export" for _, script, _ in RUNS[name]):
+        # The course's load code the README gives for the exported file.
+        monkeypatch.chdir(tmp_path)
+        snippets = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+        exec(next(s for s in snippets if "best.pth" in s), {})
