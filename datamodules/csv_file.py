@@ -50,8 +50,10 @@ class CSVDataModule(SklearnSplitDataModule):
         if not features:
             raise ValueError("features must name at least one column")
         table = read_columns(Path(path), [*features, target])
-        self.X = table[features].to_numpy(dtype="float32")
-        self.y = table[target].to_numpy(dtype="float32")
+        # Copies: pandas may hand out read-only views, and a tensor made from one
+        # (torch.from_numpy) would share memory that must not be written.
+        self.X = table[features].to_numpy(dtype="float32", copy=True)
+        self.y = table[target].to_numpy(dtype="float32", copy=True)
         super().__init__(len(table), random_state, test_size, val_size, batch_size, seed)
         self.num_classes = count_classes(self.y, target) if task == "classification" else 0
         self.path = path

@@ -42,16 +42,20 @@ def pytest_collection(session: pytest.Session) -> Iterator[None]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Runs the sweep tests first, the longest in-process tests (each is several fits).
 
-    Under ``make test-fast`` each pytest-xdist worker starts with half of the
-    tests and, when it runs out, takes some of the other's queue. At the end
-    of the queue, the sweeps kept the other worker waiting, idle, for as long
-    as they ran (about 7 s of a minute).
+    Under ``make test-fast`` each pytest-xdist worker starts with its share of
+    the tests and, when it runs out, takes some of another's queue. At the end
+    of the queue, a sweep test keeps the worker that ran out idle until it ends.
     """
     items.sort(key=lambda item: item.path.name != "test_sweep.py")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Leaves every object to the OS at exit, as ``scripts/train.py`` does."""
+    """Leaves every object to the OS at exit, as ``scripts/train.py`` does.
+
+    Last: pytest's own final collection, which reports errors raised while
+    the tests' leftover objects are freed, runs before.
+    """
     gc.freeze()
 
 
@@ -73,6 +77,10 @@ def one_torch_thread() -> None:
 @pytest.fixture(scope="module", autouse=True)
 def plots_only_where_read(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fits in this process draw their plots only in test modules marked ``plots``.
+
+    The mark applies to a whole module (``pytestmark = pytest.mark.plots``):
+    a single test cannot take it. In other modules ``write_fit_plots`` draws
+    nothing, also when ``scripts/plot.py`` is run in-process.
 
     Drawing the three PNGs takes about half a second, often more than the
     short fit before it, and most tests read only checkpoints and metrics. The

@@ -67,13 +67,31 @@ def test_resume_applies_a_longer_max_epochs(run_cli: RunCLI, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
-    # A command line that names a subcommand builds only that one's parser.
     result = train_process(tmp_path, "--help")
     assert result.returncode == 0
     assert "{fit,validate,test,predict}" in result.stdout
     result = train_process(tmp_path, "fit", "--help")
     assert result.returncode == 0
     assert "--trainer.max_epochs" in result.stdout and "--ckpt_path" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "built"),
+    [
+        (["fit", "--config", "configs/linear.yaml"], {"fit"}),
+        (["-c", "configs/linear.yaml", "test", "--ckpt_path", "best"], {"test"}),
+        (["--config", "test", "validate"], {"validate"}),  # a config file named "test"
+        (["--config=configs/linear.yaml", "predict"], {"predict"}),
+        (["--help"], {"fit", "validate", "test", "predict"}),
+        (["fitt"], {"fit", "validate", "test", "predict"}),
+    ],
+)
+def test_only_the_named_subcommands_parser_is_built(argv: list[str], built: set[str]) -> None:
+    from training.cli import WorkflowCLI
+
+    cli = WorkflowCLI.__new__(WorkflowCLI)  # LightningCLI builds a parser per subcommands() key
+    cli.argv = argv
+    assert set(cli.subcommands()) == built
 
 
 def test_a_mistyped_subcommand_is_shown_all_four(

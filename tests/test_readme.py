@@ -32,11 +32,12 @@ def readme_runs() -> dict[str, list[tuple[str, str, list[str]]]]:
     runs: dict[str, list[tuple[str, str, list[str]]]] = {}
     for env, script, line in lines:
         command = shlex.split(line.split("#")[0])
-        options = dict(itertools.pairwise(command))
-        name = (
-            options.get("--name")
-            or yaml.safe_load((ROOT / options["--config"]).read_text())["name"]
-        )
+        tokens = [p for arg in command for p in (arg.split("=", 1) if arg[:1] == "-" else [arg])]
+        options = dict(itertools.pairwise(tokens))
+        name = options.get("--name")
+        if name is None:
+            config = options.get("--config") or options["-c"]
+            name = yaml.safe_load((ROOT / config).read_text())["name"]
         runs.setdefault(name, []).append((env.strip().partition("=")[2], script, command))
     return runs
 

@@ -53,6 +53,17 @@ def _checkpoint_dir_of(root: str | None, name: str) -> str:
     return str(checkpoint_dir(root, name))
 
 
+def _subcommand_named(argv: list[str]) -> str | None:
+    """The first argument that is neither an option nor the value of ``-c``/``--config``."""
+    given = iter(argv)
+    for arg in given:
+        if arg in ("-c", "--config"):
+            next(given, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 class WorkflowCLI(LightningCLI):
     """LightningCLI with run names, exact resume and checks before anything is written."""
 
@@ -93,13 +104,12 @@ class WorkflowCLI(LightningCLI):
         """LightningCLI's subcommands: only the one the command line names, when it names one.
 
         LightningCLI builds a full parser (every Trainer, model and data option)
-        for each subcommand it offers before it parses anything: three of the
-        four are never used, and building them took about 40% of a short fit's
-        time here. ``train.py --help``, or a subcommand it does not know, still
-        gets all four.
+        for each subcommand it offers before it parses anything; a run uses
+        one, and building the other three costs more than a short fit.
+        ``train.py --help``, or a subcommand it does not know, gets all four.
         """
-        every = LightningCLI.subcommands()
-        named = next((arg for arg in self.argv if not arg.startswith("-")), None)
+        every = super().subcommands()
+        named = _subcommand_named(self.argv)
         return {named: every[named]} if named in every else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

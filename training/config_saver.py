@@ -23,6 +23,6 @@ class FitConfigSaver(SaveConfigCallback):
             return
         log_dir = Path(trainer.log_dir)  # on every rank: it may broadcast
         if trainer.is_global_zero:
-            text = self.parser.dump(self.config, skip_none=False, skip_validation=True)
+            text = self.parser.dump(self.config, skip_unset=False, skip_validation=True)
             atomic_write_text(log_dir / self.config_filename, text)
         self.already_saved = True
