@@ -97,6 +97,20 @@ def plots_only_where_read(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+def train_in_process(root: Path, subcommand: str, config: str, *args: str) -> int:
+    """Runs ``scripts/train.py <subcommand> --config configs/<config>`` here, rooted in ``root``.
+
+    Returns the exit code.
+    """
+    from training.cli import main
+
+    command = [subcommand, "--config", str(CONFIGS / config), "--trainer.default_root_dir"]
+    # LightningCLI warns when it is handed args while sys.argv holds pytest's own.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(TRAIN)])
+        return main([*command, str(root), *args])
+
+
 @pytest.fixture
 def run_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -105,23 +119,11 @@ def run_cli(
 
     Returns the exit code and what went to stderr.
     """
-
-    from training.cli import main
-
     monkeypatch.setattr(sys, "argv", [str(TRAIN)])
 
     def run(subcommand: str, config: str, *args: str) -> tuple[int, str]:
         capsys.readouterr()
-        code = main(
-            [
-                subcommand,
-                "--config",
-                str(CONFIGS / config),
-                "--trainer.default_root_dir",
-                str(tmp_path),
-                *args,
-            ]
-        )
+        code = train_in_process(tmp_path, subcommand, config, *args)
         return code, capsys.readouterr().err
 
     return run
@@ -134,13 +136,7 @@ def fit_once(root: Path, config: str, *args: str) -> Path:
     only read it (``run_cli`` is per test: it writes under the test's own
     ``tmp_path``).
     """
-    from training.cli import main
-
-    fit = ["fit", "--config", str(CONFIGS / config), "--trainer.default_root_dir", str(root)]
-    # LightningCLI warns when it is handed args while sys.argv holds pytest's own.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", [str(TRAIN)])
-        assert main([*fit, *args]) == 0
+    assert train_in_process(root, "fit", config, *args) == 0
     return root
 
 
