@@ -9,7 +9,8 @@ epochs and validation every epoch. The plain side is ``plain.py`` (the notes'
 loop); the project side is ``project.py`` (the CLI's ``fit``, with checkpoints,
 CSV log and metrics on, as a user gets them). Sides alternate within every
 repeat and the table shows medians, with the min-max spread, because the
-machine may be shared. Fit times exclude making the data (and the plots the
+machine may be shared; project/plain is the median of the per-repeat ratios
+(see ``Row.ratio``). Fit times exclude making the data (and the plots the
 CLI draws after a fit); the whole-process and memory scenarios run each side
 as its own process, plots included, memory with at most 2 repeats.
 
@@ -81,10 +82,20 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        """project / plain; NaN for a row with no plain side (``plain=[]``)."""
+        """project / plain: the median of the per-repeat ratios; NaN with no plain side.
+
+        Each repeat runs the two sides back to back, and this machine's speed
+        drifts by 20% or more within a minute: a ratio taken within a repeat
+        cancels most of that drift, where a ratio of the two medians can pair
+        a fast minute of one side with a slow minute of the other. Columns of
+        different lengths (a memory row's at most 2 repeats) fall back to the
+        ratio of the medians.
+        """
         if not self.plain:
             return math.nan
-        return statistics.median(self.project) / statistics.median(self.plain)
+        if len(self.plain) != len(self.project):
+            return statistics.median(self.project) / statistics.median(self.plain)
+        return statistics.median(b / a for a, b in zip(self.plain, self.project, strict=True))
 
     @property
     def met(self) -> bool | None:
@@ -622,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(rows)))
     print(
         f"\nMedians of {repeats} alternating repeats (memory: at most 2), min-max beside them;"
+        " project/plain: the median of the per-repeat ratios;"
         f" {time.perf_counter() - start:.0f} s in all. Fit times exclude making the data;"
         f" rows 5 and 6 are whole processes. Torch threads: {torch.get_num_threads()}."
     )

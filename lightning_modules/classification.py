@@ -8,15 +8,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAUROC,
-    BinaryF1Score,
-    MulticlassAUROC,
-    MulticlassF1Score,
-)
+from torchmetrics.classification import BinaryAUROC, MulticlassAUROC, MulticlassF1Score
 
 from lightning_modules.base import WorkflowModule
-from lightning_modules.batch_mean import Accuracy
+from lightning_modules.batch_mean import Accuracy, BinaryF1
 
 
 class ClassificationModule(WorkflowModule):
@@ -47,7 +42,7 @@ class ClassificationModule(WorkflowModule):
         if num_classes == 2:
             self.loss_fn = nn.BCEWithLogitsLoss()
             metrics = {
-                "f1": BinaryF1Score(validate_args=False),
+                "f1": BinaryF1(),
                 "auroc": BinaryAUROC(validate_args=False),
             }
         else:

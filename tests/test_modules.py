@@ -75,6 +75,18 @@ def test_metrics_are_separate_objects_per_stage() -> None:
     assert module.val_metrics["val/acc"] is not module.test_metrics["test/acc"]
 
 
+def test_attributes_other_than_the_hook_name_are_registered_as_nn_module_does() -> None:
+    """The hook-name shortcut in ``WorkflowModule.__setattr__`` leaves everything else alone."""
+    module = ClassificationModule(net=CircleModelV2())
+    module.extra_layer = torch.nn.Linear(1, 1)
+    module.extra_weight = torch.nn.Parameter(torch.zeros(1))
+    assert dict(module.named_children())["extra_layer"] is module.extra_layer
+    assert dict(module.named_parameters())["extra_weight"] is module.extra_weight
+    module._current_fx_name = "training_step"
+    assert module._current_fx_name == "training_step"
+    assert "_current_fx_name" not in {*module._parameters, *module._buffers, *module._modules}
+
+
 @pytest.mark.parametrize("num_classes", [2, 4])
 def test_accuracy_is_torchmetrics_accuracy(num_classes: int) -> None:
     """The epoch accuracy over batches of uneven sizes is torchmetrics' own."""
@@ -98,6 +110,29 @@ def test_accuracy_is_torchmetrics_accuracy(num_classes: int) -> None:
     accuracy = module.val_metrics["val/acc"].compute()
     assert accuracy == pytest.approx(reference.compute().item(), abs=1e-7)
     assert 0 < accuracy < 1  # random logits: right and wrong labels are both counted
+
+
+@pytest.mark.parametrize("positive_share", [0.0, 0.3, 1.0])
+def test_binary_f1_is_torchmetrics_f1(positive_share: float) -> None:
+    """The epoch F1 over batches of uneven sizes is torchmetrics' own, 0 with no positives."""
+    from torchmetrics.classification import BinaryF1Score
+
+    module = ClassificationModule(net=CircleModelV2())
+    reference = BinaryF1Score()
+    generator = torch.Generator().manual_seed(0)
+    for size in (64, 64, 17):
+        outputs = torch.randn(size, 1, generator=generator)
+        if positive_share == 0.0:
+            outputs = -outputs.abs()  # no positive prediction either: F1 is 0/0, given as 0
+        targets = (torch.rand(size, generator=generator) < positive_share).float()
+        module.update_metrics(module.val_metrics, outputs, targets)
+        reference.update(module.prediction(outputs), targets.long())
+    f1 = module.val_metrics["val/f1"].compute()
+    assert f1 == pytest.approx(reference.compute().item(), abs=1e-6)
+    if positive_share == 0.0:
+        assert f1 == 0
+    else:
+        assert 0 < f1 < 1
 
 
 def test_regression_logs_the_loss_and_mse_only() -> None:
