@@ -282,11 +282,26 @@ class Bench:
         return {side: samples_per_second(n_train, s) for side, s in seconds.items()}
 
     def million(self, number: int, batch_size: int, bound: float) -> list[Row]:
-        rates = self.throughput(MILLION, batch_size)
+        """The one-epoch fit (the target's row), then the same fit's later epochs.
+
+        A one-epoch fit also pays what a fit pays once (config, sanity check,
+        final checkpoints); the second row leaves that out (``running_seconds``).
+        """
+        one = self.throughput(MILLION, batch_size)
         scenario = f"circles, 1M points, batch {batch_size}, 1 epoch"
-        plain_rates, project_rates = rates["plain"], rates["project"]
         target = f">= {bound}x"
-        return [Row(number, scenario, "samples/s", plain_rates, project_rates, target, bound, True)]
+        running = self.running_throughput(MILLION, batch_size)
+        return [
+            Row(number, scenario, "samples/s", one["plain"], one["project"], target, bound, True),
+            Row(
+                number,
+                f"circles, 1M points, batch {batch_size}, epochs 2-{RUNNING_EPOCHS} of a fit",
+                "samples/s",
+                running["plain"],
+                running["project"],
+                higher_is_better=True,
+            ),
+        ]
 
     def process(self) -> list[Row]:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
