@@ -84,12 +84,14 @@ class Row:
     def ratio(self) -> float:
         """project / plain: the median of the per-repeat ratios; NaN with no plain side.
 
-        Each repeat runs the two sides back to back, and this machine's speed
-        drifts by 20% or more within a minute: a ratio taken within a repeat
-        cancels most of that drift, where a ratio of the two medians can pair
-        a fast minute of one side with a slow minute of the other. Columns of
-        different lengths (a memory row's at most 2 repeats) fall back to the
-        ratio of the medians.
+        In most rows the two sides of a repeat ran back to back, and this
+        machine's speed drifts by 20% or more within a minute: a ratio taken
+        within a repeat cancels most of that drift, where a ratio of the two
+        medians can pair a fast minute of one side with a slow minute of the
+        other. Derived rows pair repeat i with repeat i as well: a later-epochs
+        row from the differences of two runs, each made by both sides in turn;
+        the eager-vs-compiled row from two runs of the project. Columns of
+        different lengths would fall back to the ratio of their medians.
         """
         if not self.plain:
             return math.nan

@@ -75,7 +75,7 @@ class BinaryF1(Metric):
 
     def update(self, labels: Tensor, targets: Tensor) -> None:
         """``labels`` are booleans; ``targets`` are 0.0/1.0, as ``BCEWithLogitsLoss`` takes them."""
-        positives = targets.bool()
+        positives = targets == 1
         self.true_positives.add_((labels & positives).sum())
         self.predicted.add_(labels.sum())
         self.actual.add_(positives.sum())

@@ -134,7 +134,7 @@ def assert_close_runs(a: Path, b: Path) -> None:
     assert len(rows_a) == len(rows_b)
     for row_a, row_b in zip(rows_a, rows_b, strict=True):
         assert row_a["epoch"] == row_b["epoch"]
-        for key in ("val/loss", "val/acc", "train/loss", "train/acc"):
+        for key in ("val/loss", "val/acc", "val/f1", "val/auroc", "train/loss", "train/acc"):
             if row_a[key]:
                 assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-5), key
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -75,16 +76,25 @@ def test_metrics_are_separate_objects_per_stage() -> None:
     assert module.val_metrics["val/acc"] is not module.test_metrics["test/acc"]
 
 
-def test_attributes_other_than_the_hook_name_are_registered_as_nn_module_does() -> None:
-    """The hook-name shortcut in ``WorkflowModule.__setattr__`` leaves everything else alone."""
+def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``WorkflowModule.__setattr__`` takes its shortcut for the hook name and nothing else."""
     module = ClassificationModule(net=CircleModelV2())
-    module.extra_layer = torch.nn.Linear(1, 1)
-    module.extra_weight = torch.nn.Parameter(torch.zeros(1))
-    assert dict(module.named_children())["extra_layer"] is module.extra_layer
-    assert dict(module.named_parameters())["extra_weight"] is module.extra_weight
+    layer, weight = torch.nn.Linear(1, 1), torch.nn.Parameter(torch.zeros(1))
+    checked: list[str] = []
+    module_setattr = torch.nn.Module.__setattr__
+
+    def counting(self: torch.nn.Module, name: str, value: Any) -> None:
+        checked.append(name)
+        module_setattr(self, name, value)
+
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
     module._current_fx_name = "training_step"
+    module.extra_layer = layer
+    module.extra_weight = weight
+    assert checked == ["extra_layer", "extra_weight"]
     assert module._current_fx_name == "training_step"
-    assert "_current_fx_name" not in {*module._parameters, *module._buffers, *module._modules}
+    assert dict(module.named_children())["extra_layer"] is layer
+    assert dict(module.named_parameters())["extra_weight"] is weight
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
