@@ -90,13 +90,10 @@ class Row:
         medians can pair a fast minute of one side with a slow minute of the
         other. Derived rows pair repeat i with repeat i as well: a later-epochs
         row from the differences of two runs, each made by both sides in turn;
-        the eager-vs-compiled row from two runs of the project. Columns of
-        different lengths would fall back to the ratio of their medians.
+        the eager-vs-compiled row from two runs of the project.
         """
         if not self.plain:
             return math.nan
-        if len(self.plain) != len(self.project):
-            return statistics.median(self.project) / statistics.median(self.plain)
         return statistics.median(b / a for a, b in zip(self.plain, self.project, strict=True))
 
     @property
