@@ -8,8 +8,9 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import BinaryAUROC, MulticlassAUROC, MulticlassF1Score
+from torchmetrics.classification import MulticlassAUROC, MulticlassF1Score
 
+from lightning_modules.auroc import BinaryAUROC
 from lightning_modules.base import WorkflowModule
 from lightning_modules.batch_mean import Accuracy, BinaryF1
 

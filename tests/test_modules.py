@@ -145,6 +145,35 @@ def test_binary_f1_is_torchmetrics_f1(positive_share: float) -> None:
         assert 0 < f1 < 1
 
 
+@pytest.mark.parametrize("num_classes", [2, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_auroc_is_torchmetrics_auroc(num_classes: int, dtype: torch.dtype) -> None:
+    """The epoch AUROC, sorted by ``ranking_keys``, is torchmetrics' own, ties included."""
+    from torchmetrics.classification import BinaryAUROC, MulticlassAUROC
+
+    module = ClassificationModule(
+        net=CircleModelV2(out_features=1 if num_classes == 2 else num_classes),
+        num_classes=num_classes,
+    )
+    reference = BinaryAUROC() if num_classes == 2 else MulticlassAUROC(num_classes)
+    generator = torch.Generator().manual_seed(0)
+    for size in (64, 64, 17):
+        # Rounded logits: many predictions tie, and some are 0 or 1 after the sigmoid.
+        outputs = (
+            (torch.randn(size, 1 if num_classes == 2 else num_classes, generator=generator) * 20)
+            .round()
+            .to(dtype)
+        )
+        targets = torch.randint(0, num_classes, (size,), generator=generator)
+        if num_classes == 2:
+            targets = targets.float()
+        module.update_metrics(module.val_metrics, outputs, targets)
+        reference.update(module.probabilities(outputs), targets.long())
+    auroc = module.val_metrics["val/auroc"].compute()
+    assert auroc.item() == pytest.approx(reference.compute().item(), abs=1e-6)
+    assert 0.3 < auroc < 0.7  # random logits
+
+
 def test_regression_logs_the_loss_and_mse_only() -> None:
     """The L1 loss is the mean absolute error: no MAE metric repeats it."""
     module = RegressionModule(net=LinearRegressionModelV2())
