@@ -60,9 +60,23 @@ def roc_area(probabilities: Tensor, targets: Tensor) -> Tensor:
 class BinaryAUROC(classification.BinaryAUROC):
     """torchmetrics' exact ``BinaryAUROC``, its ``compute`` being ``roc_area``.
 
-    ``update``, the states (every probability and target of the epoch) and
-    their gathering across data-parallel ranks are torchmetrics'.
+    The states (every probability and target of the epoch) and their
+    gathering across data-parallel ranks are torchmetrics'.
     """
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Keeps the batch's probabilities and 0/1 targets as they are given.
+
+        torchmetrics' own update first checks every batch for logits (a value
+        outside [0, 1]) to put through a sigmoid: about 60 µs of a 200 µs
+        validation step at batch 1024 on a 2-core CPU, and on a GPU a sigmoid
+        of every batch that it then discards. The module gives probabilities.
+        """
+        if self.thresholds is not None:  # binned: torchmetrics counts the bins
+            super().update(preds, target)
+            return
+        self.preds.append(preds)
+        self.target.append(target)
 
     def compute(self) -> Tensor:  # type: ignore[override]  # as torchmetrics' own
         if self.thresholds is not None or self.max_fpr is not None:

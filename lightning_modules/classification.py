@@ -72,11 +72,16 @@ class ClassificationModule(WorkflowModule):
 
         Labels, not probabilities, go to F1 as well: given floats, torchmetrics
         first checks on every batch whether they lie in [0, 1], which makes the
-        host wait for the device.
+        host wait for the device. Binary targets are compared as booleans, like
+        the labels, rather than converting the labels to floats for each count.
         """
         labels = self.labels(outputs)
+        target_labels = targets == 1 if self.binary else targets
         for name, metric in metrics.items(keep_base=True, copy_state=False):
-            metric.update(self.probabilities(outputs) if name == "auroc" else labels, targets)
+            if name == "auroc":
+                metric.update(self.probabilities(outputs), targets)
+            else:
+                metric.update(labels, target_labels)
 
     def probabilities(self, outputs: Tensor) -> Tensor:
         """Sigmoid of the one logit, or softmax over the classes."""
