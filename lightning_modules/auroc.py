@@ -72,8 +72,8 @@ class BinaryAUROC(classification.BinaryAUROC):
         validation step at batch 1024 on a 2-core CPU, and on a GPU a sigmoid
         of every batch that it then discards. The module gives probabilities.
         """
-        if self.thresholds is not None:  # binned: torchmetrics counts the bins
-            super().update(preds, target)
+        if self.thresholds is not None or self.ignore_index is not None:
+            super().update(preds, target)  # bins to count, or targets to leave out
             return
         self.preds.append(preds)
         self.target.append(target)

@@ -74,11 +74,10 @@ class BinaryF1(Metric):
             self.add_state(name, default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, labels: Tensor, targets: Tensor) -> None:
-        """``labels`` are booleans; ``targets`` are 0.0/1.0, as ``BCEWithLogitsLoss`` takes them."""
-        positives = targets == 1
-        self.true_positives.add_((labels & positives).sum())
+        """Predicted and true labels, both booleans: ``True`` is the positive class."""
+        self.true_positives.add_((labels & targets).sum())
         self.predicted.add_(labels.sum())
-        self.actual.add_(positives.sum())
+        self.actual.add_(targets.sum())
 
     def compute(self) -> Tensor:
         return 2 * self.true_positives / (self.predicted + self.actual).clamp(min=1)

@@ -123,7 +123,7 @@ def test_accuracy_is_torchmetrics_accuracy(num_classes: int) -> None:
 
 
 @pytest.mark.parametrize("positive_share", [0.0, 0.3, 1.0])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.filterwarnings("ignore:No (positive|negative) samples in targets")
 def test_binary_f1_and_auroc_are_torchmetrics(positive_share: float, dtype: torch.dtype) -> None:
     """Epoch F1 and AUROC over batches of uneven sizes are torchmetrics' own.
@@ -155,6 +155,23 @@ def test_binary_f1_and_auroc_are_torchmetrics(positive_share: float, dtype: torc
         assert 0.3 < values["val/auroc"] < 0.7  # random logits
     else:
         assert values["val/auroc"] == 0
+
+
+@pytest.mark.parametrize("options", [{"thresholds": 5}, {"max_fpr": 0.5}, {"ignore_index": -1}])
+def test_binary_auroc_options_take_torchmetrics_own_path(options: dict[str, Any]) -> None:
+    """Binned thresholds, a partial area and left-out targets give torchmetrics' values."""
+    from torchmetrics.classification import BinaryAUROC as TorchmetricsAUROC
+
+    from lightning_modules.auroc import BinaryAUROC
+
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.rand(100, generator=generator)
+    targets = torch.randint(0, 2, (100,), generator=generator)
+    targets[:30] = -1 if "ignore_index" in options else targets[:30]
+    ours, reference = BinaryAUROC(**options), TorchmetricsAUROC(**options)
+    ours.update(probabilities, targets)
+    reference.update(probabilities, targets)
+    assert ours.compute().item() == pytest.approx(reference.compute().item(), abs=1e-6)
 
 
 def test_regression_logs_the_loss_and_mse_only() -> None:
