@@ -105,3 +105,26 @@ def test_a_mistyped_subcommand_is_shown_all_four(
         "error: argument subcommand: invalid choice: 'fitt'"
         " (choose from 'fit', 'validate', 'test', 'predict') (see --help for the options)"
     )
+
+
+def test_config_yaml_is_jsonargparse_s_yaml_text(run_cli: RunCLI, tmp_path: Path) -> None:
+    """libyaml writes the text of jsonargparse's own dumper (``yaml.safe_dump``), header and all."""
+    import lightning
+    import yaml
+
+    from training.config_saver import yaml_dump
+
+    options = {"default_flow_style": False, "allow_unicode": True, "sort_keys": False}
+    tricky = {
+        "name": "Köln · 東京",
+        "path": "/a long/path with spaces/" * 6,
+        "note": "two\nlines",
+        "values": [1e-05, 0.1, None, True, "null", "1e3", ""],
+        "nested": {"class_path": "torch.nn.ReLU", "init_args": {}},
+    }
+    assert yaml_dump(tricky) == yaml.safe_dump(tricky, **options)
+
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "1", "--name", "Köln run")[0] == 0
+    text = (tmp_path / "logs" / "Köln run" / "config.yaml").read_text()
+    header = f"# lightning.pytorch=={lightning.__version__}\n"
+    assert text == header + yaml.safe_dump(yaml.safe_load(text), **options)

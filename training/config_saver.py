@@ -5,9 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+from jsonargparse import set_dumper
 from lightning.pytorch.cli import SaveConfigCallback
 
 from training.checkpoint_io import atomic_write_text
+
+
+def yaml_dump(data: Any) -> str:
+    """jsonargparse's YAML text (``yaml.safe_dump`` with its options), emitted by libyaml.
+
+    PyYAML's pure-Python emitter takes about 4 ms for a fit's config, a
+    percent of a one-epoch fit of a million points; libyaml writes the same
+    text in under 1 ms. Registered for jsonargparse's ``yaml`` format, so
+    ``config.yaml`` and ``--print_config`` both use it.
+    """
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # PyYAML built without libyaml
+    return yaml.dump(
+        data, Dumper=dumper, default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+
+
+set_dumper("yaml", yaml_dump)
 
 
 class FitConfigSaver(SaveConfigCallback):
