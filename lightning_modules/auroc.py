@@ -17,6 +17,8 @@ from torch import Tensor
 from torchmetrics import classification
 from torchmetrics.utilities.data import dim_zero_cat
 
+from lightning_modules.batch_mean import StepMetric
+
 _SAME_WIDTH_INTEGER = {
     torch.float16: torch.int16,
     torch.bfloat16: torch.int16,
@@ -57,7 +59,7 @@ def roc_area(probabilities: Tensor, targets: Tensor) -> Tensor:
     return torch.trapezoid(tpr, fpr)
 
 
-class BinaryAUROC(classification.BinaryAUROC):
+class BinaryAUROC(StepMetric, classification.BinaryAUROC):
     """torchmetrics' exact ``BinaryAUROC``, its ``compute`` being ``roc_area``.
 
     The states (every probability and target of the epoch) and their

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+# What torchmetrics' update wrapper sets on every call: the cached result and the call count.
+UPDATE_BOOKKEEPING = frozenset({"_computed", "_update_count"})
 
-class BatchMean(Metric):
+
+class StepMetric(Metric):
+    """A torchmetrics ``Metric`` whose per-update bookkeeping skips ``nn.Module``'s checks.
+
+    torchmetrics wraps ``update`` to clear the cached result and count the call
+    every time. ``nn.Module.__setattr__`` checks each of those values against
+    parameters, buffers and submodules, which they never are: about 8 µs of a
+    30 µs accuracy update at batch 1024 on a 2-core CPU, paid in every step by
+    every metric. Those two names are set directly, as Lightning's own
+    ``_ResultMetric`` sets every attribute; every other attribute takes
+    torchmetrics' and ``nn.Module``'s path.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in UPDATE_BOOKKEEPING:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+class BatchMean(StepMetric):
     """Mean over all samples of a value given per batch as ``(batch mean, batch size)``.
 
     Weighting by the batch size keeps the epoch mean exact when the last batch
@@ -52,7 +76,7 @@ class Accuracy(BatchMean):
         self.count.add_(len(targets))
 
 
-class BinaryF1(Metric):
+class BinaryF1(StepMetric):
     """F1 of the positive class over the epoch: ``2 TP / (predicted + actual positives)``.
 
     The value of torchmetrics' ``BinaryF1Score`` (``tests/test_modules.py``

@@ -76,10 +76,8 @@ def test_metrics_are_separate_objects_per_stage() -> None:
     assert module.val_metrics["val/acc"] is not module.test_metrics["test/acc"]
 
 
-def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``WorkflowModule.__setattr__`` takes its shortcut for the hook name and nothing else."""
-    module = ClassificationModule(net=CircleModelV2())
-    layer, weight = torch.nn.Linear(1, 1), torch.nn.Parameter(torch.zeros(1))
+def names_nn_module_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list of the names ``nn.Module.__setattr__`` checks from now on, in order."""
     checked: list[str] = []
     module_setattr = torch.nn.Module.__setattr__
 
@@ -88,6 +86,14 @@ def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyP
         module_setattr(self, name, value)
 
     monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
+    return checked
+
+
+def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``WorkflowModule.__setattr__`` takes its shortcut for the hook name and nothing else."""
+    module = ClassificationModule(net=CircleModelV2())
+    layer, weight = torch.nn.Linear(1, 1), torch.nn.Parameter(torch.zeros(1))
+    checked = names_nn_module_checks(monkeypatch)
     module._current_fx_name = "training_step"
     module.extra_layer = layer
     module.extra_weight = weight
@@ -95,6 +101,47 @@ def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyP
     assert module._current_fx_name == "training_step"
     assert dict(module.named_children())["extra_layer"] is layer
     assert dict(module.named_parameters())["extra_weight"] is weight
+
+
+def _metric_and_batches(name: str) -> tuple[Any, list[tuple[Any, ...]]]:
+    """A project metric and two batches it takes, the second changing its value."""
+    from lightning_modules.auroc import BinaryAUROC
+    from lightning_modules.batch_mean import Accuracy, BatchMean, BinaryF1
+
+    labels = torch.tensor([True, False, True, True])
+    targets = torch.tensor([True, False, False, True])
+    if name == "BatchMean":
+        return BatchMean(), [(torch.tensor(0.5), 4), (torch.tensor(2.0), 4)]
+    if name == "Accuracy":
+        return Accuracy(), [(labels, targets), (labels, ~targets)]
+    if name == "BinaryF1":
+        return BinaryF1(), [(labels, targets), (~labels, targets)]
+    probabilities = torch.tensor([0.9, 0.2, 0.6, 0.7])
+    return BinaryAUROC(), [(probabilities, targets.float()), (probabilities, (~targets).float())]
+
+
+@pytest.mark.parametrize("name", ["BatchMean", "Accuracy", "BinaryF1", "BinaryAUROC"])
+def test_only_the_update_bookkeeping_skips_nn_modules_setattr(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update's cache reset and call count skip ``nn.Module``'s checks; nothing else does.
+
+    torchmetrics' contract still holds: an update clears the cached result and
+    is counted, and the metric's constants cannot be set.
+    """
+    metric, (first, second) = _metric_and_batches(name)
+    checked = names_nn_module_checks(monkeypatch)
+    metric.update(*first)
+    before = metric.compute()
+    metric.update(*second)
+    assert metric._update_count == 2
+    assert not torch.equal(metric.compute(), before)
+    layer = torch.nn.Linear(1, 1)
+    metric.extra_layer = layer
+    assert "extra_layer" in checked and dict(metric.named_children())["extra_layer"] is layer
+    assert not {"_computed", "_update_count"} & set(checked)
+    with pytest.raises(RuntimeError, match="Can't change const"):
+        metric.full_state_update = True
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
