@@ -103,7 +103,7 @@ def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyP
     assert dict(module.named_parameters())["extra_weight"] is weight
 
 
-def _metric_and_batches(name: str) -> tuple[Any, list[tuple[Any, ...]]]:
+def metric_and_batches(name: str) -> tuple[Any, list[tuple[Any, ...]]]:
     """A project metric and two batches it takes, the second changing its value."""
     from lightning_modules.auroc import BinaryAUROC
     from lightning_modules.batch_mean import Accuracy, BatchMean, BinaryF1
@@ -129,7 +129,7 @@ def test_only_the_update_bookkeeping_skips_nn_modules_setattr(
     torchmetrics' contract still holds: an update clears the cached result and
     is counted, and the metric's constants cannot be set.
     """
-    metric, (first, second) = _metric_and_batches(name)
+    metric, (first, second) = metric_and_batches(name)
     checked = names_nn_module_checks(monkeypatch)
     metric.update(*first)
     before = metric.compute()
