@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,24 +108,50 @@ def test_a_mistyped_subcommand_is_shown_all_four(
     )
 
 
-def test_config_yaml_is_jsonargparse_s_yaml_text(run_cli: RunCLI, tmp_path: Path) -> None:
-    """libyaml writes the text of jsonargparse's own dumper (``yaml.safe_dump``), header and all."""
+def test_config_yaml_is_jsonargparse_s_yaml_text(
+    run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config.yaml is the text of jsonargparse's own dumper (``yaml.safe_dump``), header and all.
+
+    libyaml writes it where it writes the same text; any string it would write
+    otherwise sends the whole config through PyYAML's emitter.
+    """
+    import random
+
     import lightning
     import yaml
 
-    from training.config_saver import yaml_dump
+    from training.config_saver import libyaml_writes_alike, yaml_dump
 
     options = {"default_flow_style": False, "allow_unicode": True, "sort_keys": False}
-    tricky = {
-        "name": "Köln · 東京",
-        "path": "/a long/path with spaces/" * 6,
-        "note": "two\nlines",
-        "values": [1e-05, 0.1, None, True, "null", "1e3", ""],
-        "nested": {"class_path": "torch.nn.ReLU", "init_args": {}},
-    }
-    assert yaml_dump(tricky) == yaml.safe_dump(tricky, **options)
+    generator = random.Random(0)
+    alphabet = " " * 20 + "".join(map(chr, range(0x21, 0x7F))) + "äéñß·\u2013\u2019“…€東京"
+    texts = [
+        "".join(generator.choices(alphabet, k=generator.choice([1, 9, 40, 79, 81, 200])))
+        for _ in range(300)
+    ]
+    plain: list[dict[str, Any]] = [{"value": t, t: [t, {"nested": t}]} for t in texts]
+    plain.append({"values": [1e-05, 0.1, None, True, "null", "1e3", ""], "Köln · 東京": {}})
+    others = [
+        {"name": "sweep 🚀 run"},
+        {"note": "a\ttab and a line break\n " * 4},
+        {"next line": "a\x85b"},
+        {"": 1},
+    ]
+    for data in plain + others:
+        assert libyaml_writes_alike(data) == (data in plain)
+        assert yaml_dump(data) == yaml.safe_dump(data, **options)
 
+    dumpers: list[type | None] = []
+    dump = yaml.dump
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        dumpers.append(kwargs.get("Dumper"))
+        return dump(*args, **kwargs)
+
+    monkeypatch.setattr(yaml, "dump", recording)
     assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "1", "--name", "Köln run")[0] == 0
+    assert dumpers and set(dumpers) == {getattr(yaml, "CSafeDumper", yaml.SafeDumper)}
     text = (tmp_path / "logs" / "Köln run" / "config.yaml").read_text()
     header = f"# lightning.pytorch=={lightning.__version__}\n"
     assert text == header + yaml.safe_dump(yaml.safe_load(text), **options)
