@@ -23,11 +23,12 @@ from typing_extensions import Self
 from lightning_modules.batch_mean import BatchMean
 from lightning_modules.net_spec import build_net, check_net_matches, check_trusted, net_spec
 from lightning_modules.optim_spec import build_scheduler, optimizer_class, scheduler_spec
+from lightning_modules.unchecked import UncheckedAttributes
 
 Stage = Literal["train", "val", "test"]
 
 
-class WorkflowModule(L.LightningModule):
+class WorkflowModule(UncheckedAttributes, L.LightningModule):
     """A net, its loss, its optimizer and per-stage metrics.
 
     Args:
@@ -46,6 +47,9 @@ class WorkflowModule(L.LightningModule):
     """
 
     loss_fn: nn.Module
+    # Lightning sets the name of the hook it runs before and after every hook,
+    # about 40 times per training step: about 3% of a CPU epoch at batch 1024.
+    unchecked_attributes = frozenset({"_current_fx_name"})
 
     def __init__(
         self,
@@ -70,21 +74,6 @@ class WorkflowModule(L.LightningModule):
         self.optimizer = optimizer
         self.lr = lr
         self.compile_net = compile
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        """Sets the name of the hook that runs without ``nn.Module``'s checks.
-
-        Lightning sets ``_current_fx_name`` before and after every hook it
-        calls, about 40 times per training step. ``nn.Module.__setattr__``
-        checks each value against parameters, buffers and submodules, about
-        2 µs here, which a hook's name never is: about 3% of a CPU epoch at
-        batch 1024. Every other attribute takes ``nn.Module``'s path.
-        (Lightning's own ``_ResultMetric`` skips those checks the same way.)
-        """
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def make_metrics(self, train: MetricCollection, evaluation: MetricCollection) -> None:
         """Separate metric objects per stage: ``train/acc``, ``val/acc``, ``test/acc``.

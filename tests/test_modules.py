@@ -90,7 +90,7 @@ def names_nn_module_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_only_the_hook_name_skips_nn_modules_setattr(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``WorkflowModule.__setattr__`` takes its shortcut for the hook name and nothing else."""
+    """``WorkflowModule`` sets the hook name without ``nn.Module``'s checks, and nothing else."""
     module = ClassificationModule(net=CircleModelV2())
     layer, weight = torch.nn.Linear(1, 1), torch.nn.Parameter(torch.zeros(1))
     checked = names_nn_module_checks(monkeypatch)
