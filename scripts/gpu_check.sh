@@ -3,17 +3,25 @@
 # default configs fitted on the GPU, and checkpoints moved GPU -> CPU and CPU -> GPU.
 # Then the GPU rows of the benchmark (benchmarks/run.py --only gpu).
 # Writes gpu_results.txt (or "$OUT/gpu_results.txt" when OUT is set).
-# PY=python3 uses that interpreter as it is (a machine with no package index);
-# by default the project's venv is installed and used.
+# By default the project's venv is installed and used. PY=python3 uses that
+# interpreter instead, on a machine with no package index: the project is imported
+# from this folder, and the wheels in .whl/ (scripts/gpu_wheels.sh) are installed
+# beside it first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 if [ -z "${PY:-}" ]; then
   make install >/dev/null
   PY=.venv/bin/python
+else
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --target "$WORK/site" .whl/*.whl || exit 1
+  fi
+  export PYTHONPATH="$PWD:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 RESULTS="${OUT:-.}/gpu_results.txt"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ)"

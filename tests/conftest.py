@@ -188,8 +188,13 @@ def callback_option(class_name: str, **init_args: Any) -> str:
 
 
 def process_env() -> dict[str, str]:
-    """The environment of a training process: ``tests/`` importable for ``kill_points``."""
-    return {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    """The environment of a training process: ``tests/`` importable for ``kill_points``.
+
+    Put before the ``PYTHONPATH`` the tests run with, if any (``scripts/gpu_check.sh``
+    sets one where the project is not installed).
+    """
+    paths = [str(ROOT / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CONFIGS, RunCLI, snapshot, train_process
+from tests.conftest import CONFIGS, ROOT, RunCLI, process_env, snapshot, train_process
+
+
+def test_training_processes_keep_the_pythonpath_the_tests_run_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the project is not installed (``scripts/gpu_check.sh`` with ``PY=python3``),
+    the ``PYTHONPATH`` that finds it must reach the processes the tests start."""
+    tests = str(ROOT / "tests")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/project", "/site"]))
+    assert process_env()["PYTHONPATH"].split(os.pathsep) == [tests, "/project", "/site"]
+    monkeypatch.delenv("PYTHONPATH")
+    assert process_env()["PYTHONPATH"] == tests
 
 
 @pytest.mark.slow
