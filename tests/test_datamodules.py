@@ -54,6 +54,28 @@ def test_circles_depend_only_on_their_own_arguments() -> None:
     assert not torch.equal(a.train_set.features, c.train_set.features)
 
 
+@pytest.mark.parametrize("val_size", [0.0, 0.1])
+def test_circles_splits_are_sklearns_train_test_split_of_X_and_y(val_size: float) -> None:
+    """The course's ``train_test_split(X, y, test_size=0.2, random_state=42)``; the
+    validation points are the same call's cut of the training part."""
+    from sklearn.model_selection import train_test_split
+
+    dm = CirclesDataModule(val_size=val_size)
+    dm.setup("fit")
+    X, y = (torch.from_numpy(a).type(torch.float) for a in dm.generate())
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    assert torch.equal(dm.test_set.features, X_test)
+    assert torch.equal(dm.test_set.targets, y_test)
+    if val_size:
+        X_train, X_val, y_train, y_val = train_test_split(
+            X_train, y_train, test_size=100, random_state=42
+        )
+        assert torch.equal(dm.val_set.features, X_val)
+        assert torch.equal(dm.val_set.targets, y_val)
+    assert torch.equal(dm.train_set.features, X_train)
+    assert torch.equal(dm.train_set.targets, y_train)
+
+
 def test_linear_validation_points_are_the_last_before_the_test_points() -> None:
     course, three_way = setup(LinearDataModule()), setup(LinearDataModule(val_size=0.1))
     parts = [three_way.train_set, three_way.val_set, three_way.test_set]
