@@ -24,7 +24,11 @@ platforms=()
 for tag in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1; do
   platforms+=(--platform "${tag}_x86_64")
 done
-rm -rf .whl
+# Into a new folder that replaces .whl/ only once every wheel is there.
+new=$(mktemp -d .whl.XXXXXX)
+trap 'rm -rf "$new"' EXIT
 "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
-  --python-version "$PYTHON_VERSION" --implementation cp "${platforms[@]}" -d .whl "${pins[@]}"
+  --python-version "$PYTHON_VERSION" --implementation cp "${platforms[@]}" -d "$new" "${pins[@]}"
+rm -rf .whl
+mv "$new" .whl
 ls .whl
