@@ -20,6 +20,13 @@ else
       --target "$WORK/site" .whl/*.whl || exit 1
   fi
   export PYTHONPATH="$PWD:$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+  missing=$($PY -c 'import importlib.util as u
+print(*(m for m in ("jsonargparse", "optuna", "training") if u.find_spec(m) is None))')
+  if [ -n "$missing" ]; then
+    echo "gpu_check.sh: $PY cannot import $missing; run scripts/gpu_wheels.sh where" \
+      "the package index can be reached, and copy .whl/ with this folder" >&2
+    exit 1
+  fi
 fi
 RESULTS="${OUT:-.}/gpu_results.txt"
 
@@ -29,17 +36,17 @@ RESULTS="${OUT:-.}/gpu_results.txt"
   $PY -c 'import torch, lightning; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "| lightning", lightning.__version__)'
   echo
   echo "## GPU-marked tests"
-  $PY -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tail -3
+  $PY -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tail -15
   for config in linear circles; do
     echo
     echo "## $config.yaml on the GPU"
     start=$EPOCHREALTIME
     $PY scripts/train.py fit --config configs/$config.yaml \
-      --trainer.accelerator gpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "^Done|error"
+      --trainer.accelerator gpu --trainer.default_root_dir "$WORK" 2>&1 | grep -iE "^Done|error"
     echo "$start $EPOCHREALTIME" | awk '{printf "whole process: %.1f s\n", $2 - $1}'
     echo "## its best checkpoint tested on the CPU"
     $PY scripts/train.py test --config configs/$config.yaml --ckpt_path best \
-      --trainer.accelerator cpu --trainer.default_root_dir "$WORK" 2>&1 | grep -E "test/|error"
+      --trainer.accelerator cpu --trainer.default_root_dir "$WORK" 2>&1 | grep -iE "test/|error"
   done
   echo
   $PY benchmarks/run.py --only gpu --repeats "${REPEATS:-3}" 2>&1

@@ -2,8 +2,8 @@
 # For a GPU machine with no package index whose Python has torch, Lightning,
 # torchmetrics, scikit-learn, pandas and matplotlib but not the rest of the project's
 # needs: downloads their wheels here into .whl/, at the versions constraints.txt pins,
-# for that machine's Python (PYTHON_VERSION, default 3.12). scripts/gpu_check.sh
-# installs them there. Without them LightningCLI (jsonargparse) cannot parse a config,
+# for that machine's Python (PYTHON_VERSION, default 3.12) on x86-64. .whl/ is not
+# committed: copy it with the folder. scripts/gpu_check.sh installs the wheels there. Without them LightningCLI (jsonargparse) cannot parse a config,
 # and pytest cannot collect the sweep tests (Optuna).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,7 @@ new=$(mktemp -d .whl.XXXXXX)
 trap 'rm -rf "$new"' EXIT
 "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
   --python-version "$PYTHON_VERSION" --implementation cp "${platforms[@]}" -d "$new" "${pins[@]}"
+chmod 755 "$new"  # mktemp's folder is its owner's alone
 rm -rf .whl
 mv "$new" .whl
 ls .whl

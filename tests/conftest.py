@@ -191,9 +191,11 @@ def process_env() -> dict[str, str]:
     """The environment of a training process: ``tests/`` importable for ``kill_points``.
 
     Put before the ``PYTHONPATH`` the tests run with, if any (``scripts/gpu_check.sh``
-    sets one where the project is not installed).
+    sets one where the project is not installed), made absolute: the processes
+    run in other folders.
     """
-    paths = [str(ROOT / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    paths = [str(ROOT / "tests"), *(os.path.abspath(path) for path in given if path)]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 

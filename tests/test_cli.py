@@ -18,8 +18,9 @@ def test_training_processes_keep_the_pythonpath_the_tests_run_with(
     """Where the project is not installed (``scripts/gpu_check.sh`` with ``PY=python3``),
     the ``PYTHONPATH`` that finds it must reach the processes the tests start."""
     tests = str(ROOT / "tests")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/project", "/site"]))
-    assert process_env()["PYTHONPATH"].split(os.pathsep) == [tests, "/project", "/site"]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/project", "", "site"]))
+    paths = [tests, "/project", os.path.abspath("site")]
+    assert process_env()["PYTHONPATH"].split(os.pathsep) == paths
     monkeypatch.delenv("PYTHONPATH")
     assert process_env()["PYTHONPATH"] == tests
 
