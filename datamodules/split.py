@@ -79,10 +79,10 @@ def shuffled_split(
     from sklearn.model_selection import train_test_split
 
     _, n_val, n_test = shuffled_split_sizes(len(X), test_size, val_size)
+    pairs = TensorPairs(X, y)
 
-    def pair(positions: np.ndarray) -> Pair:
-        index = torch.from_numpy(positions)
-        return X[index], y[index]
+    def cut(positions: np.ndarray) -> Pair:
+        return pairs[torch.from_numpy(positions)]
 
     # Splitting positions cuts X and y as train_test_split(X, y) would, and keeps tensors.
     # An array of positions, not a range: sklearn then cuts it without a Python list,
@@ -90,9 +90,9 @@ def shuffled_split(
     positions = np.arange(len(X))
     rest, test = train_test_split(positions, test_size=n_test, random_state=random_state)
     if n_val == 0:
-        return Splits(pair(rest), None, pair(test))
+        return Splits(cut(rest), None, cut(test))
     train, val = train_test_split(rest, test_size=n_val, random_state=random_state)
-    return Splits(pair(train), pair(val), pair(test))
+    return Splits(cut(train), cut(val), cut(test))
 
 
 class SplitDataModule(L.LightningDataModule, ABC):
