@@ -16,14 +16,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
 from tests.conftest import CONFIGS, ROOT, callback_option, snapshot, train_process
 from training import sweep
 from training.cli import main as train_main
 from training.csv_log import METRICS_FILE as METRICS
 from training.csv_log import final_metrics, read_metrics
+from training.sweep_storage import open_storage, release
 
 SWEEP = ROOT / "scripts" / "sweep.py"
 EPOCHS = ["--trainer.max_epochs", "3"]
@@ -262,6 +265,34 @@ def test_workers_take_distinct_trials_each_equal_to_a_single_run(
         code = train_main(["fit", "--config", str(CONFIGS / "circles.yaml"), *EPOCHS, *args, *root])
         assert code == 0
         assert metrics_csv(single, "circles") == metrics_csv(tmp_path, row["run"])
+
+
+def test_a_trial_its_worker_finishes_while_another_looks_is_not_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker reads the running trials; before it tries a trial's lock, that trial's own
+    worker tells its result and lets go. The lock is then free, but the trial is done."""
+    tiny = sweep.Sweep(sweep.load_spec(sweep_file(tmp_path)), "tiny", 3, None, (), str(tmp_path))
+    optuna.create_study(study_name="tiny", storage=open_storage(None, tiny.folder))
+    study = tiny.open_study()
+    claimed = sweep.claim(tiny, study)
+    assert claimed is not None
+    first, first_lock = claimed
+    try_lock = sweep.try_lock
+
+    def first_finishes_meanwhile(path: Path) -> int | None:
+        if path == sweep.trial_lock(tiny, first.number):
+            study.tell(first, 0.5)
+            release(first_lock)
+        return try_lock(path)
+
+    monkeypatch.setattr(sweep, "try_lock", first_finishes_meanwhile)
+    claimed = sweep.claim(tiny, study)
+    assert claimed is not None
+    second, second_lock = claimed
+    release(second_lock)
+    assert (first.number, second.number) == (0, 1)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.RUNNING]
 
 
 def postgres_binaries() -> Path | None:

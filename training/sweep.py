@@ -281,9 +281,14 @@ def claim(sweep: Sweep, study: optuna.Study) -> tuple[optuna.Trial, int] | None:
             if host != HOST and (host is not None or now - started < CLAIM_GRACE):
                 continue
             fd = try_lock(trial_lock(sweep, frozen.number))
-            if fd is not None:
+            if fd is None:
+                continue
+            # Its worker may have told its result and let go of the lock since the list was read.
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if any(t.number == frozen.number for t in running):
                 # Optuna has no public way to take up a trial another process started.
                 return optuna.Trial(study, frozen._trial_id), fd
+            release(fd)
         if len(study.get_trials(deepcopy=False)) >= sweep.trials:
             return None
         trial = study.ask()
