@@ -267,17 +267,27 @@ def test_workers_take_distinct_trials_each_equal_to_a_single_run(
         assert metrics_csv(single, "circles") == metrics_csv(tmp_path, row["run"])
 
 
+def tiny_study(root: Path, storage: str | None = None) -> tuple[sweep.Sweep, optuna.Study]:
+    """The tiny sweep's study, created empty in ``storage`` (default: its journal)."""
+    tiny = sweep.Sweep(sweep.load_spec(sweep_file(root)), "tiny", 3, storage, (), str(root))
+    optuna.create_study(study_name="tiny", storage=open_storage(storage, tiny.folder))
+    return tiny, tiny.open_study()
+
+
+def claim(tiny: sweep.Sweep, study: optuna.Study) -> tuple[optuna.Trial, int]:
+    """What ``sweep.claim`` hands a worker: its next trial and the lock held for it."""
+    claimed = sweep.claim(tiny, study)
+    assert claimed is not None
+    return claimed
+
+
 def test_a_trial_its_worker_finishes_while_another_looks_is_not_run_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker reads the running trials; before it tries a trial's lock, that trial's own
     worker tells its result and lets go. The lock is then free, but the trial is done."""
-    tiny = sweep.Sweep(sweep.load_spec(sweep_file(tmp_path)), "tiny", 3, None, (), str(tmp_path))
-    optuna.create_study(study_name="tiny", storage=open_storage(None, tiny.folder))
-    study = tiny.open_study()
-    claimed = sweep.claim(tiny, study)
-    assert claimed is not None
-    first, first_lock = claimed
+    tiny, study = tiny_study(tmp_path)
+    first, first_lock = claim(tiny, study)
     try_lock = sweep.try_lock
 
     def first_finishes_meanwhile(path: Path) -> int | None:
@@ -287,12 +297,42 @@ def test_a_trial_its_worker_finishes_while_another_looks_is_not_run_again(
         return try_lock(path)
 
     monkeypatch.setattr(sweep, "try_lock", first_finishes_meanwhile)
-    claimed = sweep.claim(tiny, study)
-    assert claimed is not None
-    second, second_lock = claimed
+    second, second_lock = claim(tiny, study)
     release(second_lock)
     assert (first.number, second.number) == (0, 1)
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("storage", ["journal", "database"])
+def test_a_killed_trial_is_resumed_by_the_next_run_on_any_host_that_shares_its_locks(
+    storage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requeued job or a new container reruns a journal sweep under another host name, and
+    resumes the trial it finds unlocked. With a storage URL the trial may be running on
+    another machine, whose locks are not these: it is left to its host."""
+    url = None if storage == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    tiny, study = tiny_study(tmp_path, url)
+    killed, lock = claim(tiny, study)
+    release(lock)  # its process was killed
+    monkeypatch.setattr(sweep, "HOST", "another-" + sweep.HOST)
+    taken, lock = claim(tiny, study)
+    release(lock)
+    assert (taken.number == killed.number) == (storage == "journal")
+
+
+def test_a_sweep_whose_other_machine_is_still_recording_it_is_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two machines start the same sweep at once: one has created the study and recorded
+    its settings, but not yet its train.py options. The other joins it."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    spec = sweep.load_spec(sweep_file(tmp_path))
+    args = ["--trainer.default_root_dir", str(tmp_path)]
+    folder = tmp_path / "sweeps" / "tiny"
+    study = optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
+    study.set_user_attr("sweep", spec.fingerprint())
+    joined = sweep.prepare(spec, args, "tiny", 3, None)
+    assert joined.open_study().user_attrs == {"sweep": spec.fingerprint(), "args": args}
 
 
 def postgres_binaries() -> Path | None:

@@ -12,8 +12,9 @@ Trial ``N`` of sweep ``S`` is the run ``S/trial-N``: its own ``last.ckpt``,
   and the pruner decides; a pruned trial stops at the end of that epoch as a
   normal run does (checkpoints and rows written) and is marked pruned.
 - Kill and rerun: a running trial holds a lock file that the kernel releases
-  when its process dies. A rerun finds the RUNNING trials of this machine whose
-  lock is free and resumes each from its own ``last.ckpt`` (``--ckpt_path auto``).
+  when its process dies. A rerun finds the RUNNING trials whose lock is free (with
+  a storage URL, those of this machine) and resumes each from its own
+  ``last.ckpt`` (``--ckpt_path auto``).
 - ``--workers N``: N processes on one study; a lock around "claim or ask"
   gives every trial to exactly one of them.
 """
@@ -256,18 +257,19 @@ def prepare(
         direction=spec.direction,
         load_if_exists=True,
     )
-    recorded = {k: v for k, v in study.user_attrs.items() if k in ("sweep", "args")}
+    recorded = study.user_attrs
     wanted = {"sweep": spec.fingerprint(), "args": list(args)}
-    if not recorded:
-        for key, value in wanted.items():
+    for key, value in wanted.items():
+        if key in recorded and recorded[key] != value:
+            what = "train.py options" if key == "args" else "settings"
+            raise UserError(
+                f"sweep {name!r} was started with other {what} ({recorded[key]});"
+                " rerun it as it was, or pass --name for a new sweep"
+            )
+    for key, value in wanted.items():
+        # Key by key: a machine starting at the same moment may have written one of them.
+        if key not in recorded:
             study.set_user_attr(key, value)
-    elif recorded != wanted:
-        changed = next(k for k in wanted if recorded.get(k) != wanted[k])
-        what = "train.py options" if changed == "args" else "settings"
-        raise UserError(
-            f"sweep {name!r} was started with other {what} ({recorded.get(changed)});"
-            " rerun it as it was, or pass --name for a new sweep"
-        )
     return sweep
 
 
@@ -278,7 +280,10 @@ def claim(sweep: Sweep, study: optuna.Study) -> tuple[optuna.Trial, int] | None:
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host = frozen.user_attrs.get("host")
             started = frozen.datetime_start or now
-            if host != HOST and (host is not None or now - started < CLAIM_GRACE):
+            # A storage server's study is shared by machines whose trial locks are their
+            # own; a journal's trials all lock in its folder, whatever the host's name.
+            elsewhere = sweep.storage is not None and host != HOST
+            if elsewhere and (host is not None or now - started < CLAIM_GRACE):
                 continue
             fd = try_lock(trial_lock(sweep, frozen.number))
             if fd is None:
