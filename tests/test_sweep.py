@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import CONFIGS, ROOT, callback_option, snapshot, train_process
+from tests.conftest import (
+    CONFIGS,
+    ROOT,
+    callback_option,
+    process_env,
+    snapshot,
+    train_process,
+)
 from training import sweep
 from training.cli import main as train_main
 from training.csv_log import METRICS_FILE as METRICS
@@ -390,6 +398,49 @@ def test_two_workers_share_a_sweep_in_postgresql(postgres_url: str, tmp_path: Pa
     again = sweep_process(tmp_path, *args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert not re.search(r"^trial \d+:", again.stdout, flags=re.MULTILINE)
+
+
+# Opens the storage URL argv[1] once the file argv[2] exists, having said it is ready (argv[3]).
+OPEN_TOGETHER = """
+import sys, time
+from pathlib import Path
+from training.sweep_storage import open_storage
+go, ready = Path(sys.argv[2]), Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+open_storage(sys.argv[1], Path("."))
+"""
+
+
+@pytest.mark.slow
+def test_machines_starting_together_on_a_new_database_all_open_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A job array starts every machine's sweep at the same moment: each finds the database
+    empty and creates its tables, and every one of them goes on."""
+    go = tmp_path / "go"
+    readies = [tmp_path / f"ready-{n}" for n in range(8)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_TOGETHER, postgres_url, str(go), str(ready)],
+            cwd=ROOT,
+            env=process_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ready in readies
+    ]
+    try:
+        while not all(ready.exists() for ready in readies):
+            assert all(p.poll() is None for p in processes), "a process ended before the start"
+            time.sleep(0.01)
+        go.touch()
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    assert [p.returncode for p in processes] == [0] * len(processes), errors
 
 
 @pytest.mark.slow

@@ -20,11 +20,13 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 # Optuna exports its two journal locks but not their base class.
 from optuna.storages.journal._file import BaseJournalFileLock
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from training.errors import UserError
 
 JOURNAL = "study.journal"
+# Opening a storage URL creates the tables of a database that has none (see open_storage).
+TABLE_TRIES = 5
 
 
 def try_lock(path: Path) -> int | None:
@@ -83,10 +85,21 @@ def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
             str(journal), lock_obj=FlockJournalLock(folder / "journal.lock")
         )
         return JournalStorage(backend)
-    try:
-        return optuna.storages.RDBStorage(url)
-    except (SQLAlchemyError, ImportError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"cannot open storage {url}: {reason}; check the URL and that its server is running"
-        ) from error
+    for attempt in range(1, TABLE_TRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError) as error:
+            # Machines that start on a new database together each create its tables;
+            # all but one find them made meanwhile, which the next try sees.
+            if attempt == TABLE_TRIES:
+                raise _cannot_open(url, error) from error
+        except (SQLAlchemyError, ImportError, ValueError) as error:
+            raise _cannot_open(url, error) from error
+    raise AssertionError("unreachable")
+
+
+def _cannot_open(url: str, error: Exception) -> UserError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UserError(
+        f"cannot open storage {url}: {reason}; check the URL and that its server is running"
+    )
