@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from training.run_checkpoint import LAST
+from training.run_checkpoint import LAST, RunCheckpoint
 
 
 def _die() -> None:
@@ -136,19 +136,23 @@ class HangAt(Callback):
     """Rank ``rank`` stops taking part at the start of epoch ``epoch``, as a stuck peer would.
 
     It writes ``marker`` when it hangs, so a test knows the others are blocked
-    in a collective from then on.
+    in a collective from then on. With ``exit_on_stop`` it exits (code 0) once
+    it has a stop signal, as a peer whose own grace period ran out first does.
     """
 
-    def __init__(self, epoch: int, rank: int, marker: str) -> None:
+    def __init__(self, epoch: int, rank: int, marker: str, exit_on_stop: bool = False) -> None:
         self.epoch = epoch
         self.rank = rank
         self.marker = marker
+        self.exit_on_stop = exit_on_stop
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch and trainer.global_rank == self.rank:
+            run = next(c for c in trainer.checkpoint_callbacks if isinstance(c, RunCheckpoint))
             Path(self.marker).touch()
-            while True:
-                time.sleep(1)
+            while not (self.exit_on_stop and run.signals.received):
+                time.sleep(0.05)
+            os._exit(0)
 
 
 class KillSweepOnce(Callback):

@@ -310,10 +310,16 @@ def test_sigterm_stops_every_rank_at_the_epoch_end(tmp_path: Path) -> None:
     assert sorted({int(row["epoch"]) for row in metrics(tmp_path)}) == [0, 1, 2]
 
 
-def test_sigterm_ends_a_fit_whose_peer_is_stuck(tmp_path: Path) -> None:
-    """Rank 1 stops taking part in epoch 2; rank 0 blocks in a collective; SIGTERM still works."""
+@pytest.mark.parametrize("peer", ["stays stuck", "gives up first"])
+def test_sigterm_ends_a_fit_whose_peer_is_stuck(peer: str, tmp_path: Path) -> None:
+    """Rank 1 stops taking part in epoch 2; rank 0 blocks in a collective; SIGTERM still works.
+
+    Every rank gives up after the same grace period; when rank 1 does so first,
+    rank 0's collective fails before its own period ends, and it stops the same way.
+    """
     marker = tmp_path / "rank-1-hangs"
-    hang = callback_option("HangAt", epoch=2, rank=1, marker=str(marker))
+    exit_on_stop = peer == "gives up first"
+    hang = callback_option("HangAt", epoch=2, rank=1, marker=str(marker), exit_on_stop=exit_on_stop)
     command = fit("--trainer.max_epochs", "50", "--checkpoint.stop_grace_seconds", "3", hang, *DDP)
     with process_groups([command], cwd=tmp_path, timeout=120) as (process,):
         deadline = time.monotonic() + 100
@@ -327,6 +333,9 @@ def test_sigterm_ends_a_fit_whose_peer_is_stuck(tmp_path: Path) -> None:
         assert group_ended(process)
     log = output(tmp_path)
     assert "checkpoints/circles/last.ckpt holds its 2 finished epochs" in log
+    assert "Traceback" not in log
+    if exit_on_stop:
+        assert "SIGTERM: another rank stopped before the end of the epoch, so it is dropped" in log
     checkpoint = torch.load(
         tmp_path / "checkpoints/circles/last.ckpt", map_location="cpu", weights_only=True
     )

@@ -163,6 +163,11 @@ class RunCheckpoint(Checkpoint):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        stopping = self.signals.received
+        if stopping and trainer.world_size > 1 and not isinstance(exception, FitStopped):
+            # Every rank gives up after the same grace period: a peer whose period ended
+            # first has exited, and this rank's collective failed. It stops as a give-up.
+            self._give_up(trainer, stopping, "another rank stopped before the end of the epoch")
         # Before Lightning's teardown, which puts back the handlers it found.
         self.signals.restore()
 
@@ -253,8 +258,11 @@ class RunCheckpoint(Checkpoint):
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         self._snapshot = (epochs_done, copy.deepcopy(checkpoint))
 
-    def _give_up(self, trainer: L.Trainer, signum: int) -> None:
+    def _give_up(self, trainer: L.Trainer, signum: int, why: str = "") -> None:
         """Ends a data-parallel rank that could not reach a safe point in time (another thread)."""
+        why = why or (
+            f"the ranks did not reach the end of the epoch within {self.stop_grace_seconds:g} s"
+        )
         with self._write_lock:
             if trainer.is_global_zero and self._snapshot is not None:
                 epochs, checkpoint = self._snapshot
@@ -263,8 +271,7 @@ class RunCheckpoint(Checkpoint):
             if trainer.is_global_zero:
                 name = signal.Signals(signum).name
                 print(
-                    f"{name}: the ranks did not reach the end of the epoch within"
-                    f" {self.stop_grace_seconds:g} s, so it is dropped; "
+                    f"{name}: {why}, so it is dropped; "
                     + FitStopped.kept(self._saved_epoch, self.last_path, self.resume_command),
                     file=sys.stderr,
                     flush=True,
