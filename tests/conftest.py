@@ -192,11 +192,13 @@ def process_env() -> dict[str, str]:
 
     Put before the ``PYTHONPATH`` the tests run with, if any (``scripts/gpu_check.sh``
     sets one where the project is not installed), made absolute: the processes
-    run in other folders.
+    run in other folders. torch runs on one thread there too, as in the tests'
+    own process (``one_torch_thread``), whose fits some of them must match.
     """
     given = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     paths = [str(ROOT / "tests"), *(os.path.abspath(path) for path in given if path)]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {**os.environ, **one_thread, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
