@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import signal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
+import lightning as L
 import pytest
 import torch
 
 from lightning_modules import RegressionModule
 from tests.conftest import CONFIGS, RunCLI, fit_once, snapshot, train_process
-from training.run_checkpoint import epochs_done
+from training.errors import TrainingDiverged
+from training.run_checkpoint import RunCheckpoint, epochs_done
 
 # (config, extra arguments, what the one line says)
 CASES = {
@@ -224,6 +229,25 @@ def test_a_diverging_fit_stops_and_keeps_the_last_good_checkpoint(
     assert checkpoint["callbacks"]
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("error", "gives_up"),
+    [(TrainingDiverged("train/loss became nan at epoch 3"), False), (RuntimeError("closed"), True)],
+)
+def test_after_a_stop_signal_a_data_parallel_rank_gives_up_only_when_its_collective_fails(
+    error: Exception, gives_up: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that gave up first makes this rank's collective fail: the rank stops as a
+    give-up, saying so. The project's own errors, such as a diverged loss, keep their line."""
+    checkpoint = RunCheckpoint()
+    checkpoint.signals.received = signal.SIGTERM
+    whys: list[str] = []
+    monkeypatch.setattr(checkpoint, "_give_up", lambda trainer, signum, why: whys.append(why))
+    trainer = cast(L.Trainer, SimpleNamespace(world_size=2))
+    checkpoint.on_exception(trainer, cast(L.LightningModule, None), error)
+    expected = ["another rank stopped before the end of the epoch (RuntimeError: closed)"]
+    assert whys == (expected if gives_up else [])
 
 
 class _RunsCode:

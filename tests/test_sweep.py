@@ -34,6 +34,7 @@ from training import sweep
 from training.cli import main as train_main
 from training.csv_log import METRICS_FILE as METRICS
 from training.csv_log import final_metrics, read_metrics
+from training.errors import UserError
 from training.sweep_storage import open_storage, release
 
 SWEEP = ROOT / "scripts" / "sweep.py"
@@ -328,6 +329,46 @@ def test_a_killed_trial_is_resumed_by_the_next_run_on_any_host_that_shares_its_l
     assert (taken.number == killed.number) == (storage == "journal")
 
 
+@pytest.mark.parametrize("changed", ["settings", "train.py options"])
+def test_a_sweep_recorded_with_other_settings_or_options_is_refused_and_kept(
+    changed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when the study records only what differs: a machine that started it with other
+    options may still be recording the rest."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    spec = sweep.load_spec(sweep_file(tmp_path))
+    args = ["--trainer.default_root_dir", str(tmp_path)]
+    folder = tmp_path / "sweeps" / "tiny"
+    study = optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
+    key = "sweep" if changed == "settings" else "args"
+    study.set_user_attr(key, "other")
+    with pytest.raises(UserError, match=f"^sweep 'tiny' was started with other {changed} "):
+        sweep.prepare(spec, args, "tiny", 3, None)
+    assert study.user_attrs == {key: "other"}
+
+
+def test_of_two_machines_starting_a_sweep_with_other_settings_one_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both find nothing recorded and record their own; the other machine's settings land
+    after this one's options, and this one refuses."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    spec = sweep.load_spec(sweep_file(tmp_path))
+    folder = tmp_path / "sweeps" / "tiny"
+    optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
+    set_user_attr = optuna.Study.set_user_attr
+
+    def and_the_other_machine(study: optuna.Study, key: str, value: Any) -> None:
+        set_user_attr(study, key, value)
+        if key == "args":
+            set_user_attr(study, "sweep", "other")
+
+    monkeypatch.setattr(optuna.Study, "set_user_attr", and_the_other_machine)
+    args = ["--trainer.default_root_dir", str(tmp_path)]
+    with pytest.raises(UserError, match=r"^sweep 'tiny' was started with other settings "):
+        sweep.prepare(spec, args, "tiny", 3, None)
+
+
 def test_a_sweep_whose_other_machine_is_still_recording_it_is_joined(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -418,7 +459,8 @@ def test_machines_starting_together_on_a_new_database_all_open_it(
     postgres_url: str, tmp_path: Path
 ) -> None:
     """A job array starts every machine's sweep at the same moment: each finds the database
-    empty and creates its tables, and every one of them goes on."""
+    empty and creates its tables, and every one of them goes on. (Whether the processes
+    meet in the tables' creation depends on timing: without the retries, 5 runs of 5 failed.)"""
     go = tmp_path / "go"
     readies = [tmp_path / f"ready-{n}" for n in range(8)]
     processes = [

@@ -21,7 +21,8 @@ rank stops them all.
 SIGINT or SIGTERM stops the fit at the end of the current epoch, with that
 epoch in ``last.ckpt``. A data-parallel rank that cannot get there (a peer is
 stuck in a collective) gives up after ``stop_grace_seconds``; rank 0 then
-writes the last finished epoch, which it keeps in memory for this.
+writes the last finished epoch, which it keeps in memory for this. It does the
+same when a peer that gave up first leaves its collective failing.
 """
 
 from __future__ import annotations
@@ -164,10 +165,13 @@ class RunCheckpoint(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         stopping = self.signals.received
-        if stopping and trainer.world_size > 1 and not isinstance(exception, FitStopped):
+        if stopping and trainer.world_size > 1 and isinstance(exception, RuntimeError):
             # Every rank gives up after the same grace period: a peer whose period ended
-            # first has exited, and this rank's collective failed. It stops as a give-up.
-            self._give_up(trainer, stopping, "another rank stopped before the end of the epoch")
+            # first has exited, and this rank's collective failed (torch raises a
+            # RuntimeError). It stops as a give-up. The project's own errors pass on.
+            cause = f"{type(exception).__name__}: {exception}".splitlines()[0].rstrip(": ")
+            why = f"another rank stopped before the end of the epoch ({cause})"
+            self._give_up(trainer, stopping, why)
         # Before Lightning's teardown, which puts back the handlers it found.
         self.signals.restore()
 

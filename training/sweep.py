@@ -257,20 +257,29 @@ def prepare(
         direction=spec.direction,
         load_if_exists=True,
     )
-    recorded = study.user_attrs
     wanted = {"sweep": spec.fingerprint(), "args": list(args)}
-    for key, value in wanted.items():
-        if key in recorded and recorded[key] != value:
-            what = "train.py options" if key == "args" else "settings"
-            raise UserError(
-                f"sweep {name!r} was started with other {what} ({recorded[key]});"
-                " rerun it as it was, or pass --name for a new sweep"
-            )
+    refuse_other_sweep(study, wanted)
+    recorded = study.user_attrs
     for key, value in wanted.items():
         # Key by key: a machine starting at the same moment may have written one of them.
         if key not in recorded:
             study.set_user_attr(key, value)
+    # Such a machine started with other settings may have written over them: it, or this
+    # one, refuses.
+    refuse_other_sweep(study, wanted)
     return sweep
+
+
+def refuse_other_sweep(study: optuna.Study, wanted: dict[str, Any]) -> None:
+    """Refuses a study that records other sweep settings or train.py options than ``wanted``."""
+    recorded = study.user_attrs
+    for key, value in wanted.items():
+        if key in recorded and recorded[key] != value:
+            what = "train.py options" if key == "args" else "settings"
+            raise UserError(
+                f"sweep {study.study_name!r} was started with other {what} ({recorded[key]});"
+                " rerun it as it was, or pass --name for a new sweep"
+            )
 
 
 def claim(sweep: Sweep, study: optuna.Study) -> tuple[optuna.Trial, int] | None:

@@ -9,6 +9,7 @@ killed process and make the next run wait out their 30-second grace period.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from training.errors import UserError
 
 JOURNAL = "study.journal"
-# Opening a storage URL creates the tables of a database that has none (see open_storage).
+# How many times a storage URL is opened while other machines create its tables.
 TABLE_TRIES = 5
 
 
@@ -85,21 +86,23 @@ def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
             str(journal), lock_obj=FlockJournalLock(folder / "journal.lock")
         )
         return JournalStorage(backend)
-    for attempt in range(1, TABLE_TRIES + 1):
-        try:
+    try:
+        return _connect(url)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"cannot open storage {url}: {reason}; check the URL and that its server is running"
+        ) from error
+
+
+def _connect(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage at ``url``, which creates the tables of a database that has none.
+
+    Machines that start on a new database together each create them; all but
+    one find them made meanwhile (a duplicate key or table), and the next try
+    sees them.
+    """
+    for _ in range(TABLE_TRIES - 1):
+        with contextlib.suppress(IntegrityError, ProgrammingError):
             return optuna.storages.RDBStorage(url)
-        except (IntegrityError, ProgrammingError) as error:
-            # Machines that start on a new database together each create its tables;
-            # all but one find them made meanwhile, which the next try sees.
-            if attempt == TABLE_TRIES:
-                raise _cannot_open(url, error) from error
-        except (SQLAlchemyError, ImportError, ValueError) as error:
-            raise _cannot_open(url, error) from error
-    raise AssertionError("unreachable")
-
-
-def _cannot_open(url: str, error: Exception) -> UserError:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return UserError(
-        f"cannot open storage {url}: {reason}; check the URL and that its server is running"
-    )
+    return optuna.storages.RDBStorage(url)
