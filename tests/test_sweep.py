@@ -336,14 +336,12 @@ def test_a_sweep_recorded_with_other_settings_or_options_is_refused_and_kept(
     """Even when the study records only what differs: a machine that started it with other
     options may still be recording the rest."""
     monkeypatch.setattr(sys, "argv", [str(SWEEP)])
-    spec = sweep.load_spec(sweep_file(tmp_path))
-    args = ["--trainer.default_root_dir", str(tmp_path)]
-    folder = tmp_path / "sweeps" / "tiny"
-    study = optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
+    tiny, study = tiny_study(tmp_path)
     key = "sweep" if changed == "settings" else "args"
     study.set_user_attr(key, "other")
+    args = ["--trainer.default_root_dir", str(tmp_path)]
     with pytest.raises(UserError, match=f"^sweep 'tiny' was started with other {changed} "):
-        sweep.prepare(spec, args, "tiny", 3, None)
+        sweep.prepare(tiny.spec, args, "tiny", 3, None)
     assert study.user_attrs == {key: "other"}
 
 
@@ -353,9 +351,7 @@ def test_of_two_machines_starting_a_sweep_with_other_settings_one_refuses(
     """Both find nothing recorded and record their own; the other machine's settings land
     after this one's options, and this one refuses."""
     monkeypatch.setattr(sys, "argv", [str(SWEEP)])
-    spec = sweep.load_spec(sweep_file(tmp_path))
-    folder = tmp_path / "sweeps" / "tiny"
-    optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
+    tiny, _ = tiny_study(tmp_path)
     set_user_attr = optuna.Study.set_user_attr
 
     def and_the_other_machine(study: optuna.Study, key: str, value: Any) -> None:
@@ -366,7 +362,7 @@ def test_of_two_machines_starting_a_sweep_with_other_settings_one_refuses(
     monkeypatch.setattr(optuna.Study, "set_user_attr", and_the_other_machine)
     args = ["--trainer.default_root_dir", str(tmp_path)]
     with pytest.raises(UserError, match=r"^sweep 'tiny' was started with other settings "):
-        sweep.prepare(spec, args, "tiny", 3, None)
+        sweep.prepare(tiny.spec, args, "tiny", 3, None)
 
 
 def test_a_sweep_whose_other_machine_is_still_recording_it_is_joined(
@@ -375,13 +371,11 @@ def test_a_sweep_whose_other_machine_is_still_recording_it_is_joined(
     """Two machines start the same sweep at once: one has created the study and recorded
     its settings, but not yet its train.py options. The other joins it."""
     monkeypatch.setattr(sys, "argv", [str(SWEEP)])
-    spec = sweep.load_spec(sweep_file(tmp_path))
+    tiny, study = tiny_study(tmp_path)
+    study.set_user_attr("sweep", tiny.spec.fingerprint())
     args = ["--trainer.default_root_dir", str(tmp_path)]
-    folder = tmp_path / "sweeps" / "tiny"
-    study = optuna.create_study(study_name="tiny", storage=open_storage(None, folder))
-    study.set_user_attr("sweep", spec.fingerprint())
-    joined = sweep.prepare(spec, args, "tiny", 3, None)
-    assert joined.open_study().user_attrs == {"sweep": spec.fingerprint(), "args": args}
+    joined = sweep.prepare(tiny.spec, args, "tiny", 3, None)
+    assert joined.open_study().user_attrs == {"sweep": tiny.spec.fingerprint(), "args": args}
 
 
 def postgres_binaries() -> Path | None:
