@@ -9,9 +9,14 @@ from typing import NamedTuple
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader, sequential_loader
+from datamodules.batches import (
+    BatchLoader,
+    EpochBatchSampler,
+    Loader,
+    TensorPairs,
+    sequential_loader,
+)
 
 Pair = tuple[Tensor, Tensor]
 
@@ -137,7 +142,7 @@ class SplitDataModule(L.LightningDataModule, ABC):
         self.setup("fit")
         return self.val_set is self.test_set
 
-    def _loader(self, dataset: TensorPairs, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: TensorPairs, shuffle: bool) -> Loader:
         """Batches of ``dataset``, cut where the model runs.
 
         On a GPU the split is copied there once, when the loader is made, and
@@ -159,16 +164,16 @@ class SplitDataModule(L.LightningDataModule, ABC):
             num_replicas=replicas,
             device=device,
         )
-        return batch_loader(dataset.to(device), sampler)
+        return BatchLoader(dataset.to(device), sampler)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> Loader:
         return self._loader(self.train_set, shuffle=self.batch_size is not None)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Loader:
         return self._loader(self.val_set, shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Loader:
         return self._loader(self.test_set, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> Loader:
         return self._loader(self.test_set, shuffle=False)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
 from datamodules import CirclesDataModule, LinearDataModule
 from datamodules.batches import EpochBatchSampler
+from lightning_modules import ClassificationModule
+from lightning_modules.models import CircleModelV2
+from tests.test_modules import quick_trainer
 
 
 def setup(dm: LinearDataModule | CirclesDataModule) -> LinearDataModule | CirclesDataModule:
@@ -146,6 +151,25 @@ def test_shuffle_order_is_a_function_of_seed_and_epoch() -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, order(42, 3), strict=True))
     assert not torch.equal(first[0], order(42, 4)[0])
     assert not torch.equal(first[0], order(43, 3)[0])
+
+
+def test_a_fit_shuffles_every_epoch_in_the_order_of_its_seed_and_epoch(tmp_path: Path) -> None:
+    """Lightning reaches the sampler through the datamodule's loader and sets its epoch."""
+    first_batches: list[torch.Tensor] = []
+
+    class FirstBatchOfEachEpoch(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+            if batch_idx == 0:
+                first_batches.append(batch[0])
+
+    dm = CirclesDataModule(batch_size=64, seed=5)
+    trainer = quick_trainer(tmp_path, epochs=3, callbacks=[FirstBatchOfEachEpoch()])
+    trainer.fit(ClassificationModule(CircleModelV2()), dm)
+    for epoch, batch in enumerate(first_batches):
+        sampler = EpochBatchSampler(len(dm.train_set), 64, shuffle=True, seed=5)
+        sampler.set_epoch(epoch)
+        assert torch.equal(batch, dm.train_set[next(iter(sampler))][0])
+    assert len(first_batches) == 3 and not torch.equal(first_batches[0], first_batches[1])
 
 
 def test_a_loader_on_the_cpu_cuts_batches_from_the_split_itself() -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from datamodules.batches import EpochBatchSampler, TensorPairs, batch_loader
+from datamodules.batches import BatchLoader, EpochBatchSampler, TensorPairs
 from datamodules.split import Pair, SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.classification import ClassificationModule
@@ -100,7 +100,7 @@ def _predict(module: WorkflowModule, *features: Tensor) -> list[Tensor]:
 
     everything = torch.cat(features)
     no_targets = torch.empty(len(everything), 0)
-    loader = batch_loader(
+    loader = BatchLoader(
         TensorPairs(everything, no_targets), EpochBatchSampler(len(everything), PREDICT_CHUNK)
     )
     # The fit has said which devices it found; a second Trainer would say it again.
