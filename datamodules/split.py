@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from typing import NamedTuple
 
@@ -135,6 +136,20 @@ class SplitDataModule(L.LightningDataModule, ABC):
             self.train_set = TensorPairs(*splits.train)
             self.test_set = TensorPairs(*splits.test)
             self.val_set = self.test_set if splits.val is None else TensorPairs(*splits.val)
+
+    def __str__(self) -> str:
+        """Lightning's summary of the loaders, ``{Train dataloader: size=800}`` and so on.
+
+        Lightning's own reads the sizes of ``DataLoader``s only; these loaders
+        are ``BatchLoader``s. Before ``setup`` there is no split: ``None``.
+        """
+        loaders = [("Train", "train_set"), ("Validation", "val_set"), ("Test", "test_set")]
+        lines = []
+        for name, split in [*loaders, ("Predict", "test_set")]:
+            dataset = getattr(self, split, None)
+            size = "None" if dataset is None else f"size={len(dataset)}"
+            lines.append(f"{{{name} dataloader: {size}}}")
+        return os.linesep.join(lines)
 
     @property
     def validates_on_test(self) -> bool:

@@ -172,6 +172,23 @@ def test_a_fit_shuffles_every_epoch_in_the_order_of_its_seed_and_epoch(tmp_path:
     assert len(first_batches) == 3 and not torch.equal(first_batches[0], first_batches[1])
 
 
+def test_a_datamodule_prints_the_size_of_each_loaders_split() -> None:
+    dm = CirclesDataModule(val_size=0.1)
+    assert str(dm).splitlines() == [
+        "{Train dataloader: None}",
+        "{Validation dataloader: None}",
+        "{Test dataloader: None}",
+        "{Predict dataloader: None}",
+    ]
+    dm.setup("fit")
+    assert str(dm).splitlines() == [
+        "{Train dataloader: size=700}",
+        "{Validation dataloader: size=100}",
+        "{Test dataloader: size=200}",
+        "{Predict dataloader: size=200}",
+    ]
+
+
 def test_a_loader_on_the_cpu_cuts_batches_from_the_split_itself() -> None:
     dm = setup(CirclesDataModule(batch_size=64))
     assert dm.train_dataloader().dataset is dm.train_set  # no copy where the data already are
