@@ -143,9 +143,14 @@ class SplitDataModule(L.LightningDataModule, ABC):
         Lightning's own reads the sizes of ``DataLoader``s only; these loaders
         are ``BatchLoader``s. Before ``setup`` there is no split: ``None``.
         """
-        loaders = [("Train", "train_set"), ("Validation", "val_set"), ("Test", "test_set")]
+        splits = {
+            "Train": "train_set",
+            "Validation": "val_set",
+            "Test": "test_set",
+            "Predict": "test_set",
+        }
         lines = []
-        for name, split in [*loaders, ("Predict", "test_set")]:
+        for name, split in splits.items():
             dataset = getattr(self, split, None)
             size = "None" if dataset is None else f"size={len(dataset)}"
             lines.append(f"{{{name} dataloader: {size}}}")
