@@ -10,16 +10,19 @@ from __future__ import annotations
 import pickle
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
+from typing import NoReturn, cast
 
 import lightning as L
 import pytest
 import torch
 
+from datamodules.circles import CirclesDataModule
 from lightning_modules import RegressionModule
 from tests.conftest import CONFIGS, RunCLI, fit_once, snapshot, train_process
+from training import plots
 from training.errors import TrainingDiverged
 from training.run_checkpoint import RunCheckpoint, epochs_done
 
@@ -329,6 +332,40 @@ def test_max_epochs_is_checked_against_the_epochs_the_checkpoint_holds(run_cli: 
     assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3", *every_epoch)[0] == 0
     code, err = run_cli("fit", "linear.yaml", "--ckpt_path", "last", "--trainer.max_epochs", "2")
     assert code == 2 and "has already trained 3 epochs" in err
+
+
+@pytest.fixture
+def sigint_handler_kept() -> Iterator[None]:
+    """Lightning ignores SIGINT from the Ctrl-C it handles on: this process keeps its own."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+@pytest.mark.usefixtures("sigint_handler_kept")
+@pytest.mark.parametrize("where", ["making the data", "drawing the plots"])
+def test_ctrl_c_outside_the_epochs_is_one_line_and_exit_code_130(
+    where: str, run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first epoch (inside the Trainer) and after the fit (outside it)."""
+
+    def ctrl_c(*args: object, **kwargs: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    if where == "making the data":
+        monkeypatch.setattr(CirclesDataModule, "generate", ctrl_c)
+    else:
+        monkeypatch.setattr(plots, "write_fit_plots", ctrl_c)
+    code, err = run_cli("fit", "circles.yaml", "--trainer.max_epochs", "2")
+    assert code == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "SIGINT stopped the script; the files it wrote are whole"
+    assert not list(tmp_path.rglob("*.tmp"))
+    last = tmp_path / "checkpoints" / "circles" / "last.ckpt"
+    if where == "drawing the plots":
+        assert epochs_done(torch.load(last, weights_only=True)) == 2
+    else:
+        assert not last.exists()
 
 
 def test_predict_refuses_several_processes(trained_root: Path, in_trained_run: RunCLI) -> None:

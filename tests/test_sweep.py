@@ -312,6 +312,34 @@ def test_a_trial_its_worker_finishes_while_another_looks_is_not_run_again(
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.RUNNING]
 
 
+def test_ctrl_c_between_trials_is_one_line_and_the_same_command_carries_on(
+    run_sweep: RunSweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after trial 1 is claimed, before its fit: exit 130, and the rerun takes it up."""
+    config = sweep_file(tmp_path)
+    run_trial = sweep.run_trial
+
+    def ctrl_c_before_trial_1(tiny: sweep.Sweep, study: optuna.Study, trial: Any) -> None:
+        if trial.number == 1:
+            raise KeyboardInterrupt
+        run_trial(tiny, study, trial)
+
+    monkeypatch.setattr(sweep, "run_trial", ctrl_c_before_trial_1)
+    code, out, err = run_sweep(config, tmp_path, *EPOCHS)
+    assert code == 130
+    assert "Traceback" not in err
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("SIGINT stopped the sweep; ")
+    assert last_line.endswith(f"Resume with: {shlex.join([sys.executable, str(SWEEP)])}")
+    assert "trial 0:" in out and "trial 1:" not in out
+
+    monkeypatch.setattr(sweep, "run_trial", run_trial)
+    code, out, err = run_sweep(config, tmp_path, *EPOCHS)
+    assert code == 0, err
+    assert "trial 0:" not in out and "trial 1:" in out
+    assert sorted(by_trial(results(tmp_path))) == ["0", "1", "2"]
+
+
 @pytest.mark.parametrize("storage", ["journal", "database"])
 def test_a_killed_trial_is_resumed_by_the_next_run_on_any_host_that_shares_its_locks(
     storage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -23,7 +23,7 @@ from lightning_modules.base import WorkflowModule
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.errors import FitStopped, UserError, WriteFailed
+from training.errors import FitStopped, UserError, WriteFailed, run_script
 from training.parse_errors import OneLineErrorParser, first_reason
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run_lock import RunLock
@@ -74,6 +74,13 @@ class WorkflowCLI(LightningCLI):
         self.argv = list(sys.argv[1:] if args is None else args)
         try:
             self._build_and_run(args, run)
+        except SystemExit as end:
+            # A Ctrl-C that the fit's own handlers do not take (while the data is made;
+            # in validate, test or predict): Lightning tears down and exits with 1.
+            # Raised as the Ctrl-C it was, the script says so and exits with 130.
+            if isinstance(end.__context__, KeyboardInterrupt):
+                raise end.__context__ from None
+            raise
         finally:
             if self.run_lock is not None:
                 self.run_lock.release()
@@ -387,15 +394,13 @@ class WorkflowCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> int:
     quiet_known_noise()
-    try:
-        WorkflowCLI(args=args)
-    except FitStopped as stop:
-        # Every rank stops at the same epoch; rank 0 says so and gives the exit code.
-        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
-            return 0
-        print(stop, file=sys.stderr)
-        return stop.exit_code
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+
+    def run() -> None:
+        try:
+            WorkflowCLI(args=args)
+        except FitStopped:
+            # Every rank stops at the same epoch; rank 0 says so and gives the exit code.
+            if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+                raise
+
+    return run_script(run)

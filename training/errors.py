@@ -13,9 +13,13 @@ from training.stop_signals import exit_code
 
 
 class UserError(Exception):
-    """A problem with what the user asked for; the CLI prints it without a traceback."""
+    """A problem with what the user asked for; the scripts say it in one line, no traceback."""
 
     exit_code = 2
+
+    def line(self) -> str:
+        """What the scripts print on stderr."""
+        return f"error: {self}"
 
 
 class TrainingDiverged(UserError):
@@ -24,14 +28,28 @@ class TrainingDiverged(UserError):
     exit_code = 1
 
 
-class FitStopped(UserError):
+class Stopped(UserError):
+    """SIGINT or SIGTERM stopped a script where what it finished is kept.
+
+    Not an error: the message is said as it is, and the exit code is the shell's for the signal.
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = exit_code(signum)
+
+    def line(self) -> str:
+        return str(self)
+
+
+class FitStopped(Stopped):
     """SIGINT or SIGTERM stopped a fit at the end of an epoch, with every finished epoch saved."""
 
     def __init__(self, signum: int, epochs: int, last: Path, resume_command: str) -> None:
-        self.signum = signum
-        self.exit_code = exit_code(signum)
         name = signal.Signals(signum).name
-        super().__init__(f"{name} stopped the fit; " + self.kept(epochs, last, resume_command))
+        kept = self.kept(epochs, last, resume_command)
+        super().__init__(signum, f"{name} stopped the fit; {kept}")
 
     @staticmethod
     def kept(epochs: int, last: Path, resume_command: str) -> str:
@@ -52,14 +70,25 @@ class ScriptArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (usage: {self.usage_line})")
 
 
-def run_script(body: Callable[[], None]) -> int:
-    """Runs a script's ``body``; a ``UserError`` becomes one line on stderr and its exit code."""
+def run_script(body: Callable[[], int | None]) -> int:
+    """Runs a script's ``body`` and returns its exit code (0 when it returns none).
+
+    What ends it early is said in one line on stderr, without a traceback: a
+    ``UserError``, or Ctrl-C. During a fit, Ctrl-C stops it at the end of the
+    epoch (``FitStopped``); anywhere else (while the data is made or the plots
+    drawn, between a sweep's trials) it stops the script where it is, with
+    the shell's exit code 130. Nothing is left half-written: every file is
+    written whole or not at all (``training.checkpoint_io``).
+    """
     try:
-        body()
+        code = body()
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(error.line(), file=sys.stderr)
         return error.exit_code
-    return 0
+    except KeyboardInterrupt:
+        print("SIGINT stopped the script; the files it wrote are whole", file=sys.stderr)
+        return exit_code(signal.SIGINT)
+    return 0 if code is None else code
 
 
 class WriteFailed(UserError):

@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 
 from training.cli import AUTO, WorkflowCLI, quiet_known_noise
 from training.csv_log import METRICS_FILE, read_metrics
-from training.errors import FitStopped, TrainingDiverged, UserError
+from training.errors import FitStopped, Stopped, TrainingDiverged, UserError, run_script
 from training.runs import log_dir
 from training.sweep_space import Choice, SweepSpec, load_spec
 from training.sweep_storage import locked, open_storage, release, try_lock
@@ -354,35 +354,39 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
 
 
 def work(sweep: Sweep) -> None:
-    """One worker: claims and runs trials until the sweep has its planned number."""
-    study = sweep.open_study()
-    while (claimed := claim(sweep, study)) is not None:
-        trial, fd = claimed
-        try:
-            run_trial(sweep, study, trial)
-        finally:
-            release(fd)
+    """One worker: claims and runs trials until the sweep has its planned number.
+
+    A signal stops it: during a trial's fit at the end of an epoch, anywhere
+    else (Ctrl-C between trials) where it is. A trial it leaves unfinished is
+    taken up by the next run of the same command (``claim``).
+    """
+    try:
+        study = sweep.open_study()
+        while (claimed := claim(sweep, study)) is not None:
+            trial, fd = claimed
+            try:
+                run_trial(sweep, study, trial)
+            finally:
+                release(fd)
+    except FitStopped as stop:
+        raise stopped(stop.signum) from stop
+    except KeyboardInterrupt as interrupt:
+        raise stopped(signal.SIGINT) from interrupt
 
 
-def stopped(stop: FitStopped) -> str:
-    """A signal stopped a trial's fit at an epoch's end; the same command carries on."""
+def stopped(signum: int) -> Stopped:
+    """A signal stopped the sweep; the same command carries on."""
     command = shlex.join([sys.executable, sys.argv[0], *sys.argv[1:]])
-    return (
-        f"{signal.Signals(stop.signum).name} stopped the sweep; the running trial keeps its"
-        f" finished epochs in its last.ckpt. Resume with: {command}"
+    return Stopped(
+        signum,
+        f"{signal.Signals(signum).name} stopped the sweep; a trial it was running keeps its"
+        f" finished epochs in its last.ckpt. Resume with: {command}",
     )
 
 
 def _worker(sweep: Sweep) -> None:
     quiet()
-    try:
-        work(sweep)
-    except FitStopped as stop:
-        print(stopped(stop), file=sys.stderr)
-        sys.exit(stop.exit_code)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+    sys.exit(run_script(lambda: work(sweep)))
 
 
 def parse_args(args: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -415,36 +419,34 @@ def quiet() -> None:
 def main(args: Sequence[str] | None = None) -> int:
     quiet()
     options, trial_args = parse_args(args)
-    try:
-        if options.workers < 1:
-            raise UserError(f"--workers must be 1 or more, got {options.workers}")
-        if options.trials is not None and options.trials < 1:
-            raise UserError(f"--trials must be 1 or more, got {options.trials}")
-        spec = load_spec(options.config)
-        name = options.name or spec.name
-        sweep = prepare(spec, trial_args, name, options.trials or spec.trials, options.storage)
-        print(f"Sweep {name!r}: {sweep.trials} trials; results in {sweep.folder}", flush=True)
-        if options.workers == 1:
-            work(sweep)
-        else:
-            spawn = multiprocessing.get_context("spawn")
-            workers = [spawn.Process(target=_worker, args=(sweep,)) for _ in range(options.workers)]
-            for worker in workers:
-                worker.start()
-            # Ctrl-C reaches every worker, which stops its trial at the epoch's end; wait for them.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            for worker in workers:
-                worker.join()
-            failed = [w.exitcode for w in workers if w.exitcode]
-            if failed:
-                return failed[0]
-        from training.sweep_results import report
+    return run_script(lambda: run_sweep(options, trial_args))
 
-        report(sweep, sweep.open_study())
-    except FitStopped as stop:
-        print(stopped(stop), file=sys.stderr)
-        return stop.exit_code
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+
+def run_sweep(options: argparse.Namespace, trial_args: list[str]) -> int | None:
+    """The sweep ``options`` ask for, run to its end; a failed worker's exit code if any."""
+    if options.workers < 1:
+        raise UserError(f"--workers must be 1 or more, got {options.workers}")
+    if options.trials is not None and options.trials < 1:
+        raise UserError(f"--trials must be 1 or more, got {options.trials}")
+    spec = load_spec(options.config)
+    name = options.name or spec.name
+    sweep = prepare(spec, trial_args, name, options.trials or spec.trials, options.storage)
+    print(f"Sweep {name!r}: {sweep.trials} trials; results in {sweep.folder}", flush=True)
+    if options.workers == 1:
+        work(sweep)
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        workers = [spawn.Process(target=_worker, args=(sweep,)) for _ in range(options.workers)]
+        for worker in workers:
+            worker.start()
+        # Ctrl-C reaches every worker, which says how it stopped; wait for them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for worker in workers:
+            worker.join()
+        failed = [w.exitcode for w in workers if w.exitcode]
+        if failed:
+            return failed[0]
+    from training.sweep_results import report
+
+    report(sweep, sweep.open_study())
+    return None
