@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from lightning_modules.base import WorkflowModule
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.errors import FitStopped, UserError, WriteFailed, run_script
+from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
 from training.parse_errors import OneLineErrorParser, first_reason
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run_lock import RunLock
@@ -355,13 +356,20 @@ class WorkflowCLI(LightningCLI):
 
         config = self._run_config
         directory = log_dir(config.trainer.default_root_dir, config.name)
+        redraw = f"python scripts/plot.py {directory}"
         try:
             write_fit_plots(directory, self.datamodule, self.model)
         except WriteFailed as failure:
             raise failure.instead(
                 "the fit finished and its checkpoints are written: free some space,"
-                f" then draw the plots with python scripts/plot.py {directory}"
+                f" then draw the plots with {redraw}"
             ) from failure
+        except KeyboardInterrupt as interrupt:
+            raise Stopped(
+                signal.SIGINT,
+                "SIGINT stopped the plots; the fit finished and its checkpoints are written:"
+                f" draw the plots with {redraw}",
+            ) from interrupt
         best = checkpoint_dir(config.trainer.default_root_dir, config.name) / BEST
         metrics = final_metrics(directory / METRICS_FILE)
         best_path = best if best.is_file() else None

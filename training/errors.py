@@ -75,10 +75,10 @@ def run_script(body: Callable[[], int | None]) -> int:
 
     What ends it early is said in one line on stderr, without a traceback: a
     ``UserError``, or Ctrl-C. During a fit, Ctrl-C stops it at the end of the
-    epoch (``FitStopped``); anywhere else (while the data is made or the plots
-    drawn, between a sweep's trials) it stops the script where it is, with
-    the shell's exit code 130. Nothing is left half-written: every file is
-    written whole or not at all (``training.checkpoint_io``).
+    epoch (``FitStopped``); anywhere else (while the data is made, during
+    ``test``) it stops the script where it is, with the shell's exit code
+    130. Nothing is left half-written: every file is written whole or not at
+    all (``training.checkpoint_io``).
     """
     try:
         code = body()

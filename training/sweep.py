@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 
 from training.cli import AUTO, WorkflowCLI, quiet_known_noise
 from training.csv_log import METRICS_FILE, read_metrics
-from training.errors import FitStopped, Stopped, TrainingDiverged, UserError, run_script
+from training.errors import Stopped, TrainingDiverged, UserError, run_script
 from training.runs import log_dir
 from training.sweep_space import Choice, SweepSpec, load_spec
 from training.sweep_storage import locked, open_storage, release, try_lock
@@ -368,7 +368,7 @@ def work(sweep: Sweep) -> None:
                 run_trial(sweep, study, trial)
             finally:
                 release(fd)
-    except FitStopped as stop:
+    except Stopped as stop:
         raise stopped(stop.signum) from stop
     except KeyboardInterrupt as interrupt:
         raise stopped(signal.SIGINT) from interrupt
