@@ -406,8 +406,8 @@ def main(args: list[str] | None = None) -> int:
     def run() -> None:
         try:
             WorkflowCLI(args=args)
-        except FitStopped:
-            # Every rank stops at the same epoch; rank 0 says so and gives the exit code.
+        except (FitStopped, KeyboardInterrupt):
+            # A signal reaches every rank; rank 0 says how they stopped and gives the exit code.
             if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
                 raise
 

@@ -85,9 +85,13 @@ def run_script(body: Callable[[], int | None]) -> int:
     except UserError as error:
         print(error.line(), file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("SIGINT stopped the script; the files it wrote are whole", file=sys.stderr)
-        return exit_code(signal.SIGINT)
+    except KeyboardInterrupt as interrupt:
+        # A second Ctrl-C while a stopped fit ends: the stop still says what it kept.
+        stop = interrupt.__context__
+        if not isinstance(stop, Stopped):
+            stop = Stopped(signal.SIGINT, "SIGINT stopped the script; the files it wrote are whole")
+        print(stop.line(), file=sys.stderr)
+        return stop.exit_code
     return 0 if code is None else code
 
 

@@ -419,10 +419,10 @@ def quiet() -> None:
 def main(args: Sequence[str] | None = None) -> int:
     quiet()
     options, trial_args = parse_args(args)
-    return run_script(lambda: run_sweep(options, trial_args))
+    return run_script(lambda: sweep_with(options, trial_args))
 
 
-def run_sweep(options: argparse.Namespace, trial_args: list[str]) -> int | None:
+def sweep_with(options: argparse.Namespace, trial_args: list[str]) -> int | None:
     """The sweep ``options`` ask for, run to its end; a failed worker's exit code if any."""
     if options.workers < 1:
         raise UserError(f"--workers must be 1 or more, got {options.workers}")
