@@ -154,10 +154,12 @@ class RunCheckpoint(Checkpoint):
         self.signals.announce = trainer.is_global_zero
         if trainer.world_size > 1:
             launcher = trainer.strategy.launcher
+            grace = f"{self.stop_grace_seconds:g} s"
+            late = f"the ranks did not reach the end of the epoch within {grace}"
             self.signals.watch(
                 forward=launcher.kill if launcher is not None else None,
                 grace_seconds=self.stop_grace_seconds,
-                give_up=lambda signum: self._give_up(trainer, signum),
+                give_up=lambda signum: self._give_up(trainer, signum, late),
             )
         self.signals.install()
 
@@ -262,11 +264,8 @@ class RunCheckpoint(Checkpoint):
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         self._snapshot = (epochs_done, copy.deepcopy(checkpoint))
 
-    def _give_up(self, trainer: L.Trainer, signum: int, why: str = "") -> None:
+    def _give_up(self, trainer: L.Trainer, signum: int, why: str) -> None:
         """Ends a data-parallel rank that could not reach a safe point in time (another thread)."""
-        why = why or (
-            f"the ranks did not reach the end of the epoch within {self.stop_grace_seconds:g} s"
-        )
         with self._write_lock:
             if trainer.is_global_zero and self._snapshot is not None:
                 epochs, checkpoint = self._snapshot
