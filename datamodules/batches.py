@@ -133,7 +133,7 @@ class BatchLoader:
             yield self.dataset[index]
 
 
-# What a datamodule hands Lightning: its own batches, or a ``DataLoader`` for ``overfit_batches``.
+# What a datamodule hands Lightning: its own batches, or a ``DataLoader`` (``sequential_loader``).
 Loader = BatchLoader | DataLoader
 
 
@@ -144,9 +144,11 @@ def _as_batch(pair: Any) -> tuple[Tensor, Tensor]:
 def sequential_loader(dataset: TensorPairs, batch_size: int) -> DataLoader:
     """Batches in order, drawn through the loader's own ``SequentialSampler``.
 
-    ``--trainer.overfit_batches`` replaces any other sampler with a
-    ``SequentialSampler`` of single positions; a loader that already has one
-    is left as it is, so its batches keep their size.
+    Lightning can see and replace this loader's sampler, as it does in two
+    places: ``--trainer.overfit_batches`` replaces any other sampler with a
+    ``SequentialSampler`` of single positions (a loader that already has one
+    is left as it is, so its batches keep their size), and ``predict`` wraps
+    it to record the positions of each batch.
     """
     return DataLoader(
         dataset, batch_size=batch_size, collate_fn=_as_batch, generator=torch.Generator()

@@ -162,6 +162,10 @@ class SplitDataModule(L.LightningDataModule, ABC):
         self.setup("fit")
         return self.val_set is self.test_set
 
+    @property
+    def _device(self) -> torch.device:
+        return torch.device("cpu") if self.trainer is None else self.trainer.strategy.root_device
+
     def _loader(self, dataset: TensorPairs, shuffle: bool) -> Loader:
         """Batches of ``dataset``, cut where the model runs.
 
@@ -169,12 +173,11 @@ class SplitDataModule(L.LightningDataModule, ABC):
         every batch is a slice of that copy: no per-batch host-to-device copy.
         The splits themselves stay on the CPU for plots and for the next run.
         """
-        rank, replicas, device = 0, 1, torch.device("cpu")
+        rank, replicas, device = 0, 1, self._device
         if self.trainer is not None:
             rank, replicas = self.trainer.global_rank, self.trainer.world_size
-            device = self.trainer.strategy.root_device
             if getattr(self.trainer, "overfit_batches", 0):
-                return sequential_loader(dataset.to(device), self.batch_size or len(dataset))
+                return self._sequential_loader(dataset)
         sampler = EpochBatchSampler(
             len(dataset),
             self.batch_size,
@@ -196,4 +199,14 @@ class SplitDataModule(L.LightningDataModule, ABC):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> Loader:
-        return self._loader(self.test_set, shuffle=False)
+        """The test split in order, through a ``DataLoader``.
+
+        Lightning records which samples each batch of a ``DataLoader`` holds and
+        hands their positions to a ``BasePredictionWriter`` callback; it cannot
+        for other loaders. Predicting runs once, so the loader's per-batch cost
+        does not matter here.
+        """
+        return self._sequential_loader(self.test_set)
+
+    def _sequential_loader(self, dataset: TensorPairs) -> Loader:
+        return sequential_loader(dataset.to(self._device), self.batch_size or len(dataset))

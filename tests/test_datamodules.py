@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 from datamodules import CirclesDataModule, LinearDataModule
 from datamodules.batches import EpochBatchSampler
@@ -111,6 +114,41 @@ def test_validation_uses_the_validation_split_and_test_and_predict_the_test_spli
     assert torch.equal(next(iter(dm.val_dataloader()))[0], dm.val_set.features)
     assert torch.equal(next(iter(dm.test_dataloader()))[0], dm.test_set.features)
     assert torch.equal(next(iter(dm.predict_dataloader()))[0], dm.test_set.features)
+
+
+class IndexWriter(BasePredictionWriter):
+    """A user's prediction writer: what it is given for each batch."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="batch")
+        self.batches: list[tuple[list[int], Any]] = []
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        self.batches.append((list(batch_indices or []), prediction))
+
+
+def test_a_prediction_writer_gets_the_test_split_positions_of_every_batch(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    dm = CirclesDataModule(n_samples=100, batch_size=8)
+    writer = IndexWriter()
+    trainer = quick_trainer(tmp_path, callbacks=[writer])
+    trainer.predict(ClassificationModule(CircleModelV2()), datamodule=dm)
+    positions = [i for indices, _ in writer.batches for i in indices]
+    assert positions == list(range(len(dm.test_set)))
+    for indices, prediction in writer.batches:
+        assert torch.equal(prediction["features"], dm.test_set.features[indices])
+        assert torch.equal(prediction["target"], dm.test_set.targets[indices])
+    assert not [w for w in recwarn if "batch indices" in str(w.message)]
 
 
 def test_the_course_split_validates_on_the_test_split() -> None:
