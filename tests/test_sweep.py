@@ -64,6 +64,10 @@ def sweep_file(directory: Path, **changes: Any) -> Path:
     return path
 
 
+def sweep_args(config: Path, root: Path, *args: str) -> list[str]:
+    return ["--config", str(config), "--trainer.default_root_dir", str(root), *args]
+
+
 @pytest.fixture
 def run_sweep(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -73,7 +77,7 @@ def run_sweep(
 
     def run(config: Path, root: Path, *args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = sweep.main(["--config", str(config), "--trainer.default_root_dir", str(root), *args])
+        code = sweep.main(sweep_args(config, root, *args))
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -329,7 +333,8 @@ def test_ctrl_c_between_trials_is_one_line_and_the_same_command_carries_on(
     assert code == 130
     last_line = err.strip().splitlines()[-1]
     assert last_line.startswith("SIGINT stopped the sweep; ")
-    assert last_line.endswith(f"Resume with: {shlex.join([sys.executable, str(SWEEP)])}")
+    command = shlex.split(last_line.partition("Resume with: ")[2])
+    assert command[1:] == [str(SWEEP), *sweep_args(config, tmp_path, *EPOCHS)]
     assert "trial 0:" in out and "trial 1:" not in out
 
     monkeypatch.setattr(sweep, "run_trial", run_trial)

@@ -7,8 +7,6 @@ before anything is written.
 
 from __future__ import annotations
 
-import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +24,7 @@ from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
 from training.parse_errors import OneLineErrorParser, first_reason
+from training.process import script_command
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run_lock import RunLock
 from training.runs import (
@@ -328,9 +327,7 @@ class WorkflowCLI(LightningCLI):
                 args.append(arg)
         if not auto:
             args += ["--ckpt_path", "last"]
-        python = os.path.relpath(sys.executable)
-        python = sys.executable if python.startswith("..") else python
-        return shlex.join([python, sys.argv[0], *args])
+        return script_command(args)
 
     def fit(self, **kwargs: Any) -> None:
         try:
@@ -349,7 +346,7 @@ class WorkflowCLI(LightningCLI):
         # fast_dev_run turns off logging and checkpoints: nothing to draw or point to.
         trainer = self.trainer
         smoke_test = getattr(trainer, "fast_dev_run", False)
-        if not trainer.is_global_zero or trainer.interrupted or smoke_test:
+        if not trainer.is_global_zero or smoke_test:
             return
         from training.plots import write_fit_plots
         from training.predictions import fit_summary

@@ -10,8 +10,10 @@ them: frozen objects are kept out of every collection and left to the OS.
 from __future__ import annotations
 
 import gc
+import os
+import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -31,3 +33,14 @@ def exit_without_collecting(code: int) -> NoReturn:
     """Exits with ``code`` once everything is written and closed, leaving the objects to the OS."""
     gc.freeze()
     sys.exit(code)
+
+
+def script_command(args: Sequence[str]) -> str:
+    """The shell line that runs this script again with ``args``.
+
+    The interpreter is given relative to the working directory when it lies
+    inside it (``.venv/bin/python``), and the script as it was started.
+    """
+    python = os.path.relpath(sys.executable)
+    python = sys.executable if python.startswith("..") else python
+    return shlex.join([python, sys.argv[0], *args])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
-import shlex
 import signal
 import socket
 import sys
@@ -44,6 +43,7 @@ from optuna.trial import TrialState
 from training.cli import AUTO, WorkflowCLI, quiet_known_noise
 from training.csv_log import METRICS_FILE, read_metrics
 from training.errors import Stopped, TrainingDiverged, UserError, run_script
+from training.process import script_command
 from training.runs import log_dir
 from training.sweep_space import Choice, SweepSpec, load_spec
 from training.sweep_storage import locked, open_storage, release, try_lock
@@ -330,14 +330,12 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
         prune = PruneTrial(trial, spec.metric, set(frozen.intermediate_values))
         try:
             with lightning_info_quiet():
-                cli = TrialCLI(args, [prune], plots=spec.plots)
+                TrialCLI(args, [prune], plots=spec.plots)
         except TrainingDiverged as error:
             trial.set_user_attr("error", str(error))
             study.tell(trial, state=TrialState.FAIL)
             print(f"trial {trial.number}: failed: {error}", flush=True)
             return
-        if cli.trainer.interrupted:  # left running: the next run of the sweep resumes it
-            raise UserError(f"trial {trial.number} was interrupted; run the same command to resume")
         pruned_at = prune.pruned_at
     rows = [r for r in read_metrics(log_dir(sweep.root, name) / METRICS_FILE) if r.get(spec.metric)]
     epochs = int(float(rows[-1]["epoch"])) + 1
@@ -353,12 +351,12 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
         print(f"trial {trial.number}: {spec.metric} {value:.6g} ({shown})", flush=True)
 
 
-def work(sweep: Sweep) -> None:
+def work(sweep: Sweep, command: str) -> None:
     """One worker: claims and runs trials until the sweep has its planned number.
 
     A signal stops it: during a trial's fit at the end of an epoch, anywhere
     else (Ctrl-C between trials) where it is. A trial it leaves unfinished is
-    taken up by the next run of the same command (``claim``).
+    taken up by the next run of ``command``, the one that started the sweep (``claim``).
     """
     try:
         study = sweep.open_study()
@@ -369,14 +367,13 @@ def work(sweep: Sweep) -> None:
             finally:
                 release(fd)
     except Stopped as stop:
-        raise stopped(stop.signum) from stop
+        raise stopped(stop.signum, command) from stop
     except KeyboardInterrupt as interrupt:
-        raise stopped(signal.SIGINT) from interrupt
+        raise stopped(signal.SIGINT, command) from interrupt
 
 
-def stopped(signum: int) -> Stopped:
-    """A signal stopped the sweep; the same command carries on."""
-    command = shlex.join([sys.executable, sys.argv[0], *sys.argv[1:]])
+def stopped(signum: int, command: str) -> Stopped:
+    """A signal stopped the sweep; ``command``, the same one, carries on."""
     return Stopped(
         signum,
         f"{signal.Signals(signum).name} stopped the sweep; a trial it was running keeps its"
@@ -384,9 +381,9 @@ def stopped(signum: int) -> Stopped:
     )
 
 
-def _worker(sweep: Sweep) -> None:
+def _worker(sweep: Sweep, command: str) -> None:
     quiet()
-    sys.exit(run_script(lambda: work(sweep)))
+    sys.exit(run_script(lambda: work(sweep, command)))
 
 
 def parse_args(args: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -419,11 +416,15 @@ def quiet() -> None:
 def main(args: Sequence[str] | None = None) -> int:
     quiet()
     options, trial_args = parse_args(args)
-    return run_script(lambda: sweep_with(options, trial_args))
+    command = script_command(sys.argv[1:] if args is None else args)
+    return run_script(lambda: sweep_with(options, trial_args, command))
 
 
-def sweep_with(options: argparse.Namespace, trial_args: list[str]) -> int | None:
-    """The sweep ``options`` ask for, run to its end; a failed worker's exit code if any."""
+def sweep_with(options: argparse.Namespace, trial_args: list[str], command: str) -> int | None:
+    """The sweep ``options`` ask for, run to its end; a failed worker's exit code if any.
+
+    ``command`` is the one that ran it, which a stopped sweep gives to carry on.
+    """
     if options.workers < 1:
         raise UserError(f"--workers must be 1 or more, got {options.workers}")
     if options.trials is not None and options.trials < 1:
@@ -433,10 +434,11 @@ def sweep_with(options: argparse.Namespace, trial_args: list[str]) -> int | None
     sweep = prepare(spec, trial_args, name, options.trials or spec.trials, options.storage)
     print(f"Sweep {name!r}: {sweep.trials} trials; results in {sweep.folder}", flush=True)
     if options.workers == 1:
-        work(sweep)
+        work(sweep, command)
     else:
         spawn = multiprocessing.get_context("spawn")
-        workers = [spawn.Process(target=_worker, args=(sweep,)) for _ in range(options.workers)]
+        work_on = (sweep, command)
+        workers = [spawn.Process(target=_worker, args=work_on) for _ in range(options.workers)]
         for worker in workers:
             worker.start()
         # Ctrl-C reaches every worker, which says how it stopped; wait for them.
