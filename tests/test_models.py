@@ -138,7 +138,5 @@ def test_every_trusted_net_fits_checkpoints_reloads_and_resumes(
     assert_same_state(loaded.state_dict(), load_state_dict(path))
 
     resumed = module_class(net=net_class())
-    quick_trainer(tmp_path / "resumed", epochs=3).fit(
-        resumed, datamodule(val_size=0.1), ckpt_path=path
-    )
+    quick_trainer(tmp_path, epochs=3).fit(resumed, datamodule(val_size=0.1), ckpt_path=path)
     assert resumed.trainer.current_epoch == 3

@@ -23,6 +23,7 @@ def quick_trainer(
         max_epochs=epochs,
         default_root_dir=tmp_path,
         logger=False,
+        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         accelerator="cpu",
