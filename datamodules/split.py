@@ -10,6 +10,7 @@ from typing import NamedTuple
 import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from datamodules.batches import (
     BatchLoader,
@@ -140,8 +141,9 @@ class SplitDataModule(L.LightningDataModule, ABC):
     def __str__(self) -> str:
         """Lightning's summary of the loaders, ``{Train dataloader: size=800}`` and so on.
 
-        Lightning's own reads the sizes of ``DataLoader``s only; these loaders
-        are ``BatchLoader``s. Before ``setup`` there is no split: ``None``.
+        Lightning's own reads the sizes of ``DataLoader``s only; the training,
+        validation and test loaders are ``BatchLoader``s. Before ``setup``
+        there is no split: ``None``.
         """
         splits = {
             "Train": "train_set",
@@ -198,15 +200,17 @@ class SplitDataModule(L.LightningDataModule, ABC):
     def test_dataloader(self) -> Loader:
         return self._loader(self.test_set, shuffle=False)
 
-    def predict_dataloader(self) -> Loader:
+    def predict_dataloader(self) -> DataLoader:
         """The test split in order, through a ``DataLoader``.
 
         Lightning records which samples each batch of a ``DataLoader`` holds and
         hands their positions to a ``BasePredictionWriter`` callback; it cannot
         for other loaders. Predicting runs once, so the loader's per-batch cost
-        does not matter here.
+        does not matter here. Its batches are copies (``index_select``), not
+        views, of the split, so the predictions ``predict_step`` returns hold a
+        copy of the test split's features and targets.
         """
         return self._sequential_loader(self.test_set)
 
-    def _sequential_loader(self, dataset: TensorPairs) -> Loader:
+    def _sequential_loader(self, dataset: TensorPairs) -> DataLoader:
         return sequential_loader(dataset.to(self._device), self.batch_size or len(dataset))

@@ -5,6 +5,7 @@ Skipped where there is no CUDA GPU; ``scripts/gpu_check.sh`` runs them on one.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import lightning as L
@@ -23,7 +24,13 @@ pytestmark = [
 ]
 
 
-def test_fit_on_the_gpu_then_resume_test_and_predict_on_the_cpu(
+def inputs_and_targets(predictions: Path) -> list[tuple[str, ...]]:
+    """The rows of ``predictions.csv`` without the prediction column, in order."""
+    with open(predictions, newline="") as f:
+        return [tuple(v for k, v in row.items() if k != "prediction") for row in csv.DictReader(f)]
+
+
+def test_fit_on_the_gpu_then_resume_and_test_on_the_cpu_and_predict_on_both(
     run_cli: RunCLI, tmp_path: Path
 ) -> None:
     assert (
@@ -39,6 +46,11 @@ def test_fit_on_the_gpu_then_resume_test_and_predict_on_the_cpu(
     )
     assert run_cli("test", "circles.yaml", "--ckpt_path", "best", *cpu)[0] == 0
     assert run_cli("predict", "circles.yaml", "--ckpt_path", "best", *cpu)[0] == 0
+    predictions = tmp_path / "logs/circles/predictions.csv"
+    on_cpu = inputs_and_targets(predictions)
+    gpu = ["--trainer.accelerator", "gpu"]
+    assert run_cli("predict", "circles.yaml", "--ckpt_path", "best", *gpu)[0] == 0
+    assert inputs_and_targets(predictions) == on_cpu
     state = load_state_dict(tmp_path / "checkpoints/circles/last.ckpt")
     assert all(t.device.type == "cpu" for t in state.values())
 

@@ -1,10 +1,12 @@
-"""How the scripts start and end a process: without walking the objects the imports made.
+"""How the scripts start and end a process, and the command that runs one again.
 
 Importing torch, Lightning and the libraries they import makes millions of
 objects that live as long as the process. Python's collector would walk all of
 them again at every full collection during the imports (about a second here)
 and once more at exit (about another second). Both are avoided by freezing
 them: frozen objects are kept out of every collection and left to the OS.
+
+A script that stops early says how to carry on: ``script_command``.
 """
 
 from __future__ import annotations
@@ -42,5 +44,8 @@ def script_command(args: Sequence[str]) -> str:
     inside it (``.venv/bin/python``), and the script as it was started.
     """
     python = os.path.relpath(sys.executable)
-    python = sys.executable if python.startswith("..") else python
+    if python.startswith(".."):
+        python = sys.executable
+    elif os.sep not in python:  # the working directory's own: not one on PATH
+        python = os.path.join(os.curdir, python)
     return shlex.join([python, sys.argv[0], *args])
