@@ -234,7 +234,7 @@ def test_plots_and_predictions_score_the_model_as_test_does(
         titles[path.name] = [ax.get_title() for ax in figure.axes]
         return path
 
-    monkeypatch.setattr(plots, "_save", save)
+    monkeypatch.setattr(plots, "save_png", save)
     dropout = ["--model.net.dropout", "0.2", "--trainer.max_epochs", "20"]
     assert run_cli("fit", "circles.yaml", *dropout)[0] == 0
     assert run_cli("test", "circles.yaml", *dropout, "--ckpt_path", "last")[0] == 0

@@ -58,10 +58,13 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     return Figure(figsize=figsize, dpi=DPI)
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    """Writes the PNG whole or not at all: a killed redraw leaves the previous file."""
+def save_png(figure: Figure, path: Path, **options: Any) -> Path:
+    """Writes the PNG whole or not at all: a killed redraw leaves the previous file.
+
+    ``options`` go to ``Figure.savefig`` (``dpi``, ``bbox_inches``).
+    """
     with atomic_file(path, "wb") as f:
-        figure.savefig(f, format="png")
+        figure.savefig(f, format="png", **options)
     return path
 
 
@@ -206,7 +209,7 @@ def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
     if val is not None:
         counts = f"{len(X_train)} train, {len(val[0])} validation, {len(X_test)} test"
     ax.set_title(f"Training and test data ({counts})")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
@@ -229,7 +232,7 @@ def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
     ax.set_xlabel("Epochs")
     ax.set_ylabel("Loss")
     ax.legend()
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: Path) -> Path:
@@ -255,7 +258,7 @@ def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: 
     ax.set_xlabel("X")
     ax.set_ylabel("y")
     _notes_legend(ax)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_decision_boundary(
@@ -304,7 +307,7 @@ def plot_decision_boundary(
         ax.set_aspect("equal", adjustable="box")
         ax.legend(loc="upper right")
     figure.suptitle("Decision boundary: the class predicted at every point", fontsize=14)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def write_fit_plots(

@@ -18,7 +18,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.checkpoint_io import atomic_file, atomic_write_text
+from training.checkpoint_io import atomic_write_text
+from training.plots import save_png
 from training.runs import log_dir
 
 if TYPE_CHECKING:
@@ -115,9 +116,7 @@ def write_plots(sweep: Sweep, study: optuna.Study) -> list[str]:
         for filename, axes in figures.items():
             figure = axes.get_figure(root=True)
             assert figure is not None, "Optuna's plots draw on a figure of their own"
-            # Whole or not at all, as every file the project writes.
-            with atomic_file(sweep.folder / filename, "wb") as f:
-                figure.savefig(f, format="png", dpi=100, bbox_inches="tight")
+            save_png(figure, sweep.folder / filename, dpi=100, bbox_inches="tight")
             written.append(filename)
     import matplotlib.pyplot as plt
 
