@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ class KillAt(Callback):
     ``"mid_write"`` halfway through writing the epoch's ``last.ckpt``;
     ``"before_rename"`` when it is fully written to its temporary file but not
     yet renamed; ``"after_save"`` right after the rename, before Lightning logs
-    the epoch's training metrics.
+    the epoch's training metrics. After the last epoch: ``"plots"`` with the
+    first plot written to its temporary file but not renamed; ``"summary"`` as
+    the fit's closing summary line is printed.
     """
 
     def __init__(self, epoch: int, at: str = "batch", batch: int = 0) -> None:
@@ -49,6 +52,26 @@ class KillAt(Callback):
     ) -> None:
         if self.at == "batch" and trainer.current_epoch == self.epoch and batch_idx == self.batch:
             _die()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at == "plots":
+            real_replace = os.replace
+
+            def die_before_png(src: Any, dst: Any) -> None:
+                if str(dst).endswith(".png"):
+                    _die()
+                real_replace(src, dst)
+
+            os.replace = die_before_png  # type: ignore[assignment]
+        elif self.at == "summary":
+            real_write = sys.stdout.write
+
+            def die_on_summary(text: str) -> int:
+                if text.startswith("Done:"):
+                    _die()
+                return real_write(text)
+
+            sys.stdout.write = die_on_summary  # type: ignore[method-assign]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Armed at the epoch's start, for this epoch's write of last.ckpt (best.ckpt

@@ -237,8 +237,8 @@ def test_plots_and_predictions_score_the_model_as_test_does(
     monkeypatch.setattr(plots, "save_png", save)
     dropout = ["--model.net.dropout", "0.2", "--trainer.max_epochs", "20"]
     assert run_cli("fit", "circles.yaml", *dropout)[0] == 0
-    assert run_cli("test", "circles.yaml", *dropout, "--ckpt_path", "last")[0] == 0
-    assert run_cli("predict", "circles.yaml", *dropout, "--ckpt_path", "last")[0] == 0
+    assert run_cli("test", "circles.yaml", *dropout, "--ckpt_path", "best")[0] == 0
+    assert run_cli("predict", "circles.yaml", *dropout, "--ckpt_path", "best")[0] == 0
 
     accuracy = test_metric(tmp_path, "circles")
     assert 0.6 < accuracy < 1.0, "a model still learning, whose predictions dropout would change"
@@ -246,3 +246,24 @@ def test_plots_and_predictions_score_the_model_as_test_does(
     with open(tmp_path / "logs" / "circles" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert sum(r["prediction"] == r["target"] for r in rows) / len(rows) == pytest.approx(accuracy)
+
+
+def test_the_fit_and_plot_script_draw_the_same_checkpoint_and_name_it(
+    run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best epoch is not the last here: both pictures show the best, and say so."""
+    titles: list[list[str]] = []
+
+    def save(figure: Figure, path: Path) -> Path:
+        if path.name == "decision_boundary.png":
+            titles.append([figure.get_suptitle(), *(ax.get_title() for ax in figure.axes)])
+        return path
+
+    monkeypatch.setattr(plots, "save_png", save)
+    assert run_cli("fit", "circles.yaml", "--trainer.max_epochs", "30", "--model.lr", "0.5")[0] == 0
+    assert plot_script().main([str(tmp_path / "logs" / "circles")]) == 0
+    best = torch.load(tmp_path / "checkpoints" / "circles" / "best.ckpt", weights_only=True)
+    assert best["epoch"] < 29, "a run whose best epoch is its last would not tell them apart"
+    after_fit, redrawn = titles
+    assert after_fit == redrawn
+    assert after_fit[0].endswith(f"(best.ckpt, epoch {best['epoch']})")

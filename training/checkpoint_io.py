@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,13 +92,34 @@ def failed_write_reported(path: Path, tmp: Path | None = None) -> Iterator[None]
         raise WriteFailed.of(path, error) from error
     finally:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
+            # Where the folder could not be made, there is no tmp to remove, and the
+            # error that says so would replace the one that names the file.
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def remove_stale_tmp_files(directory: Path) -> None:
-    """Removes what a killed write left behind."""
+    """Removes what a killed write left behind in ``directory``.
+
+    A temporary file is named for the process writing it (``atomic_file``);
+    one whose process is still running may be another command's write in
+    progress (``predict`` beside a fit), and is left alone.
+    """
     for tmp in directory.glob(f"*{TMP_SUFFIX}"):
+        pid = tmp.name.removesuffix(TMP_SUFFIX).rpartition(".")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _running(int(pid)):
+            continue
         tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

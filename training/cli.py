@@ -19,21 +19,24 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
-from training.checkpoint_io import AtomicCheckpointIO
+from training.checkpoint_io import AtomicCheckpointIO, remove_stale_tmp_files
 from training.config_saver import FitConfigSaver
 from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
+from training.data_fits_model import check_data_fits_model
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
 from training.parse_errors import OneLineErrorParser, first_reason
 from training.process import script_command
 from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run_lock import RunLock
 from training.runs import (
+    check_run_name,
     check_writable,
     checkpoint_dir,
     keep_earlier_run,
     log_dir,
     read_checkpoint,
     resolve_ckpt_path,
+    trusted_net_module,
 )
 from training.same_experiment import changed_settings
 from training.trainer_options import counts_before_fractions
@@ -150,6 +153,7 @@ class WorkflowCLI(LightningCLI):
             return
         config = self._run_config
         root, name = config.trainer.default_root_dir, config.name
+        check_run_name(root, name)
         accelerator = str(config.trainer.accelerator)
         if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
             raise UserError(
@@ -161,6 +165,10 @@ class WorkflowCLI(LightningCLI):
                 "checkpoints are only ever loaded with weights_only=True; drop --weights_only"
             )
         config.weights_only = True
+        if subcommand == "fit":
+            self._check_trains_something(config.trainer)
+        if config.ckpt_path is None and subcommand != "fit":
+            config.ckpt_path = self._trained_weights(root, name, subcommand)
         if config.ckpt_path is None:
             return
         if subcommand == "fit" and config.ckpt_path == "best":
@@ -179,8 +187,7 @@ class WorkflowCLI(LightningCLI):
                 return
         path = resolve_ckpt_path(config.ckpt_path, root, name)
         # The config is the user's own: the module of the net it names is trusted.
-        net_class = str(config.get("model.init_args.net.class_path") or "")
-        self.checkpoint = read_checkpoint(path, trust=[net_class.rpartition(".")[0]])
+        self.checkpoint = read_checkpoint(path, trust=trusted_net_module(config.as_dict()))
         config.ckpt_path = str(path)
         if subcommand == "fit":
             self._check_resume(config, path, self.checkpoint)
@@ -200,6 +207,37 @@ class WorkflowCLI(LightningCLI):
             else:
                 print(f"Starting run {name!r}: it has no {last} yet", file=sys.stderr)
         return "last" if found else None
+
+    @staticmethod
+    def _check_trains_something(trainer: Any) -> None:
+        """A fit of no step would write a run with no epoch in it, and no plot to draw."""
+        for option in ("max_epochs", "max_steps", "limit_train_batches"):
+            if trainer.get(option) == 0:
+                raise UserError(
+                    f"--trainer.{option} 0 trains nothing; pass a positive value"
+                    " (validate and test evaluate a run without training it)"
+                )
+
+    @staticmethod
+    def _trained_weights(root: str | None, name: str, subcommand: str) -> str:
+        """``validate``, ``test`` and ``predict`` without ``--ckpt_path``: the run's best weights.
+
+        A new process has no trained weights of its own; a freshly initialised
+        net would be evaluated without a word.
+        """
+        for which in ("best", "last"):
+            path = checkpoint_dir(root, name) / (BEST if which == "best" else LAST)
+            if path.is_file():
+                if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+                    print(
+                        f"{subcommand} uses {path} (pass --ckpt_path to choose another)",
+                        file=sys.stderr,
+                    )
+                return which
+        raise UserError(
+            f"run {name!r} has no checkpoint to {subcommand} ({checkpoint_dir(root, name)} holds"
+            " none); fit it first, or pass --ckpt_path with a checkpoint file"
+        )
 
     @staticmethod
     def _check_resume(config: Any, path: Path, checkpoint: dict[str, Any]) -> None:
@@ -251,10 +289,37 @@ class WorkflowCLI(LightningCLI):
             raise UserError(
                 f"{self._run_config.ckpt_path} was trained with {', '.join(changed)}; {fix}"
             )
+        if resume:
+            self._check_own_checkpoint()
+
+    def _check_own_checkpoint(self) -> None:
+        """A fit resumes its own run: a checkpoint of another run would end in this one's folders.
+
+        Resuming run B from run A's file would write A's continuation over B's
+        checkpoints, ``metrics.csv`` and ``config.yaml``. It is refused; the
+        other run is resumed under its own name.
+        """
+        config = self._run_config
+        root, name = config.trainer.default_root_dir, config.name
+        path = Path(config.ckpt_path).resolve()
+        own = checkpoint_dir(root, name).resolve()
+        if path.parent == own:
+            return
+        checkpoints = checkpoint_dir(root, "x").parent.resolve()
+        if path.parent.is_relative_to(checkpoints):
+            other = path.parent.relative_to(checkpoints).as_posix()
+            fix = f"resume that run with --name {other} --ckpt_path last"
+        else:
+            fix = f"a fit resumes only from its own folder, {checkpoint_dir(root, name)}"
+        raise UserError(
+            f"{config.ckpt_path} is not a checkpoint of run {name!r}; {fix},"
+            " or start a new run with another --name and no --ckpt_path"
+        )
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         # Model and data are built by now; the Trainer would print its devices before a refusal.
         self._check_checkpoint_settings()
+        check_data_fits_model(self.datamodule, self.model)
         config = self.config_init[str(self.subcommand)]
         root, name = config.trainer.default_root_dir, config.name
         self._lock_run(root, name)
@@ -300,6 +365,10 @@ class WorkflowCLI(LightningCLI):
                     print(
                         f"Run {name!r} existed; the earlier run is kept in {kept}", file=sys.stderr
                     )
+            logs = log_dir(root, name)
+            if self.run_lock is not None and logs.is_dir():
+                # What a killed plot or metrics.csv write left (RunCheckpoint cleans its folder).
+                remove_stale_tmp_files(logs)
         elif self.subcommand == "predict":
             check_writable(log_dir(root, name))
         else:
@@ -348,14 +417,16 @@ class WorkflowCLI(LightningCLI):
         smoke_test = getattr(trainer, "fast_dev_run", False)
         if not trainer.is_global_zero or smoke_test:
             return
-        from training.plots import write_fit_plots
+        from training.plots import find_checkpoint, plot_run
         from training.predictions import fit_summary
 
         config = self._run_config
         directory = log_dir(config.trainer.default_root_dir, config.name)
         redraw = f"python scripts/plot.py {directory}"
         try:
-            write_fit_plots(directory, self.datamodule, self.model)
+            checkpoint = find_checkpoint(directory, {})
+            trust = trusted_net_module(config.as_dict())
+            plot_run(directory, checkpoint, self.datamodule, type(self.model), trust)
         except WriteFailed as failure:
             raise failure.instead(
                 "the fit finished and its checkpoints are written: free some space,"

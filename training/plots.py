@@ -30,7 +30,7 @@ from training.checkpoint_io import atomic_file
 from training.csv_log import METRICS_FILE, read_metrics
 from training.errors import UserError
 from training.run_checkpoint import BEST, LAST
-from training.runs import checkpoint_dir, read_checkpoint
+from training.runs import checkpoint_dir, read_checkpoint, trusted_net_module
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -235,8 +235,13 @@ def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
     return save_png(figure, path)
 
 
-def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: Path) -> Path:
-    """Notes §2.6.4: the model's predictions on the test data beside the true line."""
+def plot_predictions(
+    datamodule: SplitDataModule, module: WorkflowModule, path: Path, weights: str = ""
+) -> Path:
+    """Notes §2.6.4: the model's predictions on the test data beside the true line.
+
+    ``weights`` says in the title which checkpoint made them.
+    """
     (X_train, y_train), _, (X_test, y_test) = _splits(datamodule)
     (predictions,) = _predict(module, X_test)
     mae = float((predictions - y_test).abs().mean())
@@ -254,7 +259,7 @@ def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: 
         edgecolors="r",
         label="Predictions",
     )
-    ax.set_title(f"Predictions on the test data (mean absolute error {mae:.3g})")
+    ax.set_title(f"Predictions on the test data (mean absolute error {mae:.3g}){_from(weights)}")
     ax.set_xlabel("X")
     ax.set_ylabel("y")
     _notes_legend(ax)
@@ -262,12 +267,13 @@ def plot_predictions(datamodule: SplitDataModule, module: WorkflowModule, path: 
 
 
 def plot_decision_boundary(
-    datamodule: SplitDataModule, module: ClassificationModule, path: Path
+    datamodule: SplitDataModule, module: ClassificationModule, path: Path, weights: str = ""
 ) -> Path:
     """The class the model predicts at every point of the plane, train and test side by side.
 
     The course's ``plot_decision_boundary``: predictions over a grid that spans
     the data, filled with the colour of the predicted class, the data on top.
+    ``weights`` says in the title which checkpoint made them.
     """
     import numpy as np
 
@@ -306,17 +312,24 @@ def plot_decision_boundary(
         ax.set_ylabel("X1")
         ax.set_aspect("equal", adjustable="box")
         ax.legend(loc="upper right")
-    figure.suptitle("Decision boundary: the class predicted at every point", fontsize=14)
+    figure.suptitle(
+        f"Decision boundary: the class predicted at every point{_from(weights)}", fontsize=14
+    )
     return save_png(figure, path)
 
 
+def _from(weights: str) -> str:
+    return f" ({weights})" if weights else ""
+
+
 def write_fit_plots(
-    log_dir: Path, datamodule: SplitDataModule, module: WorkflowModule
+    log_dir: Path, datamodule: SplitDataModule, module: WorkflowModule, weights: str = ""
 ) -> list[Path]:
     """Writes the plots of a fit into ``log_dir`` and returns their paths.
 
     ``data.png`` and ``loss_curves.png`` always; then ``predictions.png`` for a
-    regression or ``decision_boundary.png`` for a classification.
+    regression or ``decision_boundary.png`` for a classification, whose titles
+    name the ``weights`` they show.
     """
     log_dir = Path(log_dir)
     paths = [
@@ -324,10 +337,33 @@ def write_fit_plots(
         plot_loss_curves(log_dir / METRICS_FILE, log_dir / LOSS_CURVES_PNG),
     ]
     if isinstance(module, ClassificationModule):
-        paths.append(plot_decision_boundary(datamodule, module, log_dir / DECISION_BOUNDARY_PNG))
+        paths.append(
+            plot_decision_boundary(datamodule, module, log_dir / DECISION_BOUNDARY_PNG, weights)
+        )
     else:
-        paths.append(plot_predictions(datamodule, module, log_dir / PREDICTIONS_PNG))
+        paths.append(plot_predictions(datamodule, module, log_dir / PREDICTIONS_PNG, weights))
     return paths
+
+
+def plot_run(
+    log_dir: Path,
+    checkpoint: Path,
+    datamodule: SplitDataModule,
+    model_class: type[WorkflowModule],
+    trust: list[str],
+) -> list[Path]:
+    """The plots of a run, its model loaded from ``checkpoint``: the fit's and plot.py's alike.
+
+    Both draw the same weights (``best.ckpt`` where there is one, see
+    ``find_checkpoint``), and the titles say which, so the two pictures of
+    one run never show two models.
+    """
+    recorded = read_checkpoint(checkpoint, trust)  # says in one line what is wrong with a bad file
+    module = model_class.load_from_checkpoint(
+        checkpoint, map_location="cpu", weights_only=True, trust=trust
+    )
+    weights = f"{checkpoint.name}, epoch {recorded.get('epoch', 0)}"
+    return write_fit_plots(log_dir, datamodule, module, weights)
 
 
 def _import_class(class_path: Any, base: type, what: str) -> Any:
@@ -372,21 +408,27 @@ def _load_config(log_dir: Path) -> dict[str, Any]:
 def find_checkpoint(log_dir: Path, config: dict[str, Any]) -> Path:
     """``checkpoints/<name>/best.ckpt``, else ``last.ckpt``, beside ``logs/<name>``.
 
-    ``<name>`` is the log dir's own name, so an earlier run moved aside to
-    ``logs/<name>.1`` finds ``checkpoints/<name>.1``. The root is the log dir's
-    grandparent; if the logs were moved away from the checkpoints, the
+    ``<name>`` is the log dir's path below ``logs/`` (``sweep/trial-3`` for a
+    sweep's trial), so an earlier run moved aside to ``logs/<name>.1`` finds
+    ``checkpoints/<name>.1``. The root is the folder that holds that ``logs/``;
+    if the logs were moved away from the checkpoints, the
     ``trainer.default_root_dir`` the fit ran with.
     """
-    roots = [log_dir.parent.parent]
+    log_dir = Path(log_dir)
+    runs = [
+        (logs.parent, log_dir.relative_to(logs).as_posix())
+        for logs in log_dir.parents
+        if logs.name == "logs"
+    ] or [(log_dir.parent.parent, log_dir.name)]
     configured = (config.get("trainer") or {}).get("default_root_dir")
     if configured:
-        roots.append(Path(configured))
-    for root in roots:
+        runs.append((Path(configured), runs[0][1]))
+    for root, name in runs:
         for file in (BEST, LAST):
-            path = checkpoint_dir(root, log_dir.name) / file
+            path = checkpoint_dir(root, name) / file
             if path.is_file():
                 return path
-    looked = " or ".join(str(checkpoint_dir(root, log_dir.name)) for root in dict.fromkeys(roots))
+    looked = " or ".join(dict.fromkeys(str(checkpoint_dir(root, name)) for root, name in runs))
     raise UserError(
         f"no {BEST} or {LAST} in {looked}; fit the run first (or resume it with --ckpt_path last)"
     )
@@ -396,7 +438,9 @@ def redraw_fit_plots(log_dir: Path) -> list[Path]:
     """Draws a finished fit's plots again from its ``config.yaml`` and checkpoint.
 
     The datamodule is rebuilt from the config, so the data are the ones the
-    fit saw; the module comes from the checkpoint, loaded the safe way.
+    fit saw; the module comes from the checkpoint, loaded the safe way, its
+    net built only from the project's models or the module the run's own
+    config names.
     """
     log_dir = Path(log_dir)
     config = _load_config(log_dir)
@@ -416,6 +460,4 @@ def redraw_fit_plots(log_dir: Path) -> list[Path]:
             " fit the run again to rewrite it"
         ) from error
     checkpoint = find_checkpoint(log_dir, config)
-    read_checkpoint(checkpoint)  # says in one line what is wrong with a bad file
-    module = model_class.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    return write_fit_plots(log_dir, datamodule, module)
+    return plot_run(log_dir, checkpoint, datamodule, model_class, trusted_net_module(config))

@@ -40,6 +40,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from training.checkpoint_io import atomic_torch_save, remove_stale_tmp_files
 from training.csv_log import training_row
@@ -129,6 +130,9 @@ class RunCheckpoint(Checkpoint):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        if trainer.state.fn != TrainerFn.FITTING:
+            # validate, test and predict only read the weights: their logs start empty.
+            return
         self._rng_to_restore = checkpoint.get(RNG_KEY)
         self._saved_epoch = self._finished_epochs = epochs_done(checkpoint)
         for logger in trainer.loggers:

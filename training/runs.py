@@ -17,6 +17,49 @@ from lightning_modules.net_spec import check_net_matches
 from training.errors import UserError
 from training.run_checkpoint import BEST, LAST
 
+# Room in a folder's name for the ``.N`` that moves an earlier run aside.
+_ASIDE_SUFFIX_ROOM = 8
+
+
+def check_run_name(root: str | Path | None, name: str) -> None:
+    """Refuses a run name that is not a plain relative path inside the root.
+
+    ``--name`` becomes ``checkpoints/<name>`` and ``logs/<name>``, and a new
+    fit moves an earlier run's folders aside: a name that points at the root
+    itself (``""``, ``.``), above it (``..``), outside it (``/tmp/x``), at a
+    file, or that the file system cannot hold would move or write what is not
+    this run's. Nested names (``group/run``, as sweeps name their trials) are
+    plain parts joined by ``/``.
+    """
+    fix = "pass a plain name such as linear or group/run"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts) or "\0" in name:
+        raise UserError(
+            f"run name {name!r} is not a folder name inside the root"
+            f" (no empty part, '.', '..', or leading or trailing '/'); {fix}"
+        )
+    base = Path(root or ".")
+    existing = next((p for p in (base, *base.parents) if p.exists()), Path("."))
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    longest = max(parts, key=lambda part: len(part.encode()))
+    if len(longest.encode()) + _ASIDE_SUFFIX_ROOM > name_max:
+        raise UserError(
+            f"run name part {longest[:20]!r}... is {len(longest.encode())} bytes long;"
+            f" the file system takes {name_max - _ASIDE_SUFFIX_ROOM} at most: {fix}"
+        )
+    for folder in (checkpoint_dir(root, name), log_dir(root, name)):
+        for path in (folder, *folder.parents):
+            if path == base:
+                break
+            if path.exists() and not path.is_dir():
+                raise UserError(
+                    f"{path} is a file, not a folder, so run {name!r} cannot live there;"
+                    " pass another --name, or move the file away"
+                )
+
 
 def checkpoint_dir(root: str | Path | None, name: str) -> Path:
     return Path(root or ".") / "checkpoints" / name
@@ -29,6 +72,7 @@ def log_dir(root: str | Path | None, name: str) -> Path:
 def resolve_ckpt_path(ckpt_path: str, root: str | Path | None, name: str) -> Path:
     """``last`` and ``best`` name the run's own files; anything else is a path."""
     if ckpt_path in ("last", "best"):
+        check_run_name(root, name)
         path = checkpoint_dir(root, name) / (LAST if ckpt_path == "last" else BEST)
         if not path.is_file():
             raise UserError(
@@ -67,14 +111,23 @@ def keep_earlier_run(root: str | Path | None, name: str) -> list[Path]:
     if not existing:
         return []
     n = 1
-    while any(f.with_name(f"{name}.{n}").exists() for f in folders):
+    # A nested name (``sweep/trial-1``) moves its last part: ``sweep/trial-1.1``.
+    while any(f.with_name(f"{f.name}.{n}").exists() for f in folders):
         n += 1
     moved = []
     for folder in existing:
-        target = folder.with_name(f"{name}.{n}")
+        target = folder.with_name(f"{folder.name}.{n}")
         folder.rename(target)
         moved.append(target)
     return moved
+
+
+def trusted_net_module(config: dict[str, Any]) -> list[str]:
+    """The module of the net a run's own config names: the user's code, as the CLI trusts it."""
+    model = config.get("model") or {}
+    net = (model.get("init_args") or {}).get("net") if isinstance(model, dict) else None
+    class_path = net.get("class_path") if isinstance(net, dict) else None
+    return [str(class_path).rpartition(".")[0]] if class_path else []
 
 
 def read_checkpoint(path: Path, trust: Sequence[str] = ()) -> dict[str, Any]:
