@@ -143,3 +143,45 @@ def test_a_finished_fit_continues_exactly_with_more_epochs(run_cli: RunCLI, tmp_
     )
     run = Path("checkpoints/circles/last.ckpt")
     assert_same_state(load_state_dict(tmp_path / run), load_state_dict(straight / run))
+
+
+# Where in a run's life ``fit --ckpt_path auto`` is killed (tests/kill_points.py: KillAt).
+PHASES = {
+    "before the first checkpoint": {"epoch": 0, "at": "batch"},
+    "mid-epoch": {"epoch": 2, "at": "batch", "batch": 0},
+    "during a checkpoint write": {"epoch": 1, "at": "mid_write"},
+    "during the plots": {"epoch": 0, "at": "plots"},
+    "during the final summary": {"epoch": 0, "at": "summary"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", sorted(PHASES))
+def test_a_kill_at_any_phase_of_a_run_never_blocks_the_same_command_again(
+    phase: str, run_cli: RunCLI, tmp_path: Path
+) -> None:
+    """The same requeued command finishes the run, with each epoch logged once."""
+    common = ["--checkpoint.every_n_seconds", "0", "--trainer.max_epochs", "4"]
+    reference = tmp_path / "reference"
+    assert (
+        run_cli("fit", "circles.yaml", *common, "--trainer.default_root_dir", str(reference))[0]
+        == 0
+    )
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    command = ["fit", "--config", str(CONFIGS / "circles.yaml"), *common, "--ckpt_path", "auto"]
+    result = train_process(killed, *command, callback_option("KillAt", **PHASES[phase]))
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    again = train_process(killed, *command)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Done: epoch 3" in again.stdout
+
+    run = Path("checkpoints/circles/last.ckpt")
+    assert_same_state(load_state_dict(killed / run), load_state_dict(reference / run))
+    metrics = Path("logs/circles/metrics.csv")
+    assert (killed / metrics).read_text() == (reference / metrics).read_text()
+    for folder in ("checkpoints/circles", "logs/circles"):
+        assert not list((killed / folder).glob("*.tmp"))
+    pngs = sorted(p.name for p in (killed / "logs/circles").glob("*.png"))
+    assert pngs == ["data.png", "decision_boundary.png", "loss_curves.png"]
