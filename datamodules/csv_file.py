@@ -71,8 +71,13 @@ class CSVDataModule(SklearnSplitDataModule):
         return targets if self.num_classes == 2 else targets.long()
 
 
+# np.finfo(np.float32).max: a larger value becomes inf in the float32 tensors.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """The named columns of a CSV file, every value a number."""
+    """The named columns of a CSV file, every value a finite number that float32 holds."""
+    import numpy as np
     import pandas as pd
 
     if not path.is_file():
@@ -90,18 +95,58 @@ def read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
         )
     if table.empty:
         raise ValueError(f"{path} has a header but no data rows")
+    positions = {column: list(table.columns).index(column) for column in columns}
     table = table[columns]
     for column in columns:
         numbers = pd.to_numeric(table[column], errors="coerce")
-        bad = numbers.isna()
+        # One comparison refuses what pandas could not read (NaN), inf, -inf and
+        # values beyond float32: a NaN compares false.
+        bad = ~(np.abs(numbers.to_numpy()) <= FLOAT32_MAX)
         if bad.any():
-            row = int(bad.to_numpy().argmax())
-            value = table[column].iloc[row]
-            shown = "an empty cell" if pd.isna(value) else f"{value!r}"
-            # Line 1 is the header: data row r (from 0) is on line r + 2.
-            raise ValueError(f"{path} line {row + 2}, column {column!r}: {shown} is not a number")
+            row = int(bad.argmax())
+            line, cell = data_row(path, row, positions[column])
+            raise ValueError(
+                f"{path} line {line}, column {column!r}: {why_not_a_value(cell, numbers.iloc[row])}"
+            )
         table[column] = numbers
     return table
+
+
+def data_row(path: Path, row: int, position: int) -> tuple[int, str | None]:
+    """The line data row ``row`` (from 0) starts on, and its cell at ``position`` as written.
+
+    pandas skips blank lines (empty, or only spaces and tabs) before counting
+    rows, and a quoted cell may hold line breaks, so the line is found by
+    reading the file again as ``csv`` does. Only a refusal reads it.
+    """
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as file:
+        reader = csv.reader(file)
+        start, seen = 1, -1  # the header is record -1
+        for cells in reader:
+            if cells and not (len(cells) == 1 and not cells[0].strip(" \t")):
+                if seen == row:
+                    return start, cells[position] if position < len(cells) else None
+                seen += 1
+            start = reader.line_num + 1
+    return row + 2, None
+
+
+def why_not_a_value(cell: str | None, number: float) -> str:
+    """Why a cell read as ``number`` (NaN, infinite or beyond float32) is refused."""
+    import math
+
+    shown = repr(cell) if cell is not None else f"{number!r}"
+    if math.isnan(number):
+        if cell is not None and not cell.strip():
+            return "an empty cell is not a number"
+        if cell is not None and cell.strip().lstrip("+-").lower() == "nan":
+            return f"{shown} is NaN; every value must be a finite number"
+        return f"{shown} is not a number"
+    if cell is not None and cell.strip().lstrip("+-").lower() in ("inf", "infinity"):
+        return f"{shown} is infinite; every value must be a finite number"
+    return f"{shown} is beyond float32's range (±{FLOAT32_MAX:.1e}); every value must be finite"
 
 
 def count_classes(y: np.ndarray, target: str) -> int:

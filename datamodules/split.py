@@ -57,11 +57,16 @@ def check_not_empty(what: str, sizes: dict[str, int], fix: str) -> None:
 
 
 def shuffled_split_sizes(n_samples: int, test_size: float, val_size: float) -> tuple[int, int, int]:
-    """``(train, val, test)`` counts, each fraction of ``n_samples`` rounded up as sklearn does."""
+    """``(train, val, test)`` counts, each fraction of ``n_samples`` rounded up as sklearn does.
+
+    The test points are cut first and the validation points from the rest, so
+    with too few samples the validation split, then the training split, comes
+    up short: the counts are what the cuts would leave, never negative.
+    """
     check_fraction("test_size", test_size)
     check_fraction("val_size", val_size, zero_allowed=True)
     n_test = math.ceil(test_size * n_samples)
-    n_val = math.ceil(val_size * n_samples)
+    n_val = min(math.ceil(val_size * n_samples), n_samples - n_test)
     n_train = n_samples - n_test - n_val
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     if val_size == 0:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from datamodules import CirclesDataModule, CSVDataModule
+from datamodules.csv_file import read_columns
 from tests.conftest import ROOT, RunCLI, snapshot
 
 CIRCLES_CSV = ROOT / "data" / "circles.csv"
@@ -68,6 +70,15 @@ BAD_FILES = {
         "line 5, column 'x1': 'three' is not a number",
     ),
     "an empty cell": (GOOD.replace(",1\n", ",\n", 1), "line 3, column 'label': an empty cell"),
+    "a bad cell after blank lines": (
+        GOOD.replace("\n", "\n\n", 2).replace("0.3,", "three,", 1),
+        "line 7, column 'x1': 'three' is not a number",
+    ),
+    "a NaN cell": (GOOD.replace(",1\n", ",NaN\n", 1), "line 3, column 'label': 'NaN' is NaN"),
+    "an infinite value": (
+        GOOD.replace("0.2,", "inf,", 1),
+        "line 4, column 'x1': 'inf' is infinite; every value must be a finite number",
+    ),
     "one class": (GOOD.replace(",1\n", ",0\n"), "holds one class (0); classification needs two"),
     "labels not indices": (
         GOOD.replace(",1\n", ",2\n"),
@@ -95,3 +106,41 @@ def test_a_bad_file_gets_one_line_and_changes_nothing(
     assert len(lines) == 1 and lines[0].startswith("error: invalid configuration: "), err
     assert message in lines[0]
     assert snapshot(tmp_path) == before
+
+
+# (file contents, the line and what it says of the first bad cell)
+BAD_CELLS = {
+    "blank lines above": ("a,b\n1,2\n\n\n3,x\n", "line 5, column 'b': 'x' is not a number"),
+    "lines of spaces and tabs above": (
+        "a,b\n  \n1,2\n\t\n3,x\n",
+        "line 5, column 'b': 'x' is not a number",
+    ),
+    "blank lines above the header": ("\n\na,b\n1,2\n,\n", "line 5, column 'a': an empty cell"),
+    "windows line ends": ("a,b\r\n1,2\r\n\r\n3,x\r\n", "line 4, column 'b': 'x' is not"),
+    "a quoted line break above": ('a,b\n1,"2\n"\n3,x\n', "line 4, column 'b': 'x' is not"),
+    "NaN": ("a,b\n1,2\n3,NaN\n", "line 3, column 'b': 'NaN' is NaN; every value must be a"),
+    "nan": ("a,b\nnan,2\n", "line 2, column 'a': 'nan' is NaN"),
+    "NA": ("a,b\n1,2\n3,NA\n", "line 3, column 'b': 'NA' is not a number"),
+    "-inf": ("a,b\n1,2\n3,-inf\n", "line 3, column 'b': '-inf' is infinite"),
+    "Infinity": ("a,b\n1,Infinity\n", "line 2, column 'b': 'Infinity' is infinite"),
+    "beyond float32": ("a,b\n1,2\n3,1e39\n", "line 3, column 'b': '1e39' is beyond float32's"),
+    "beyond float64": ("a,b\n-1e400,2\n", "line 2, column 'a': '-1e400' is beyond float32's"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CELLS))
+def test_a_bad_cell_is_named_by_its_line_and_what_it_holds(case: str, tmp_path: Path) -> None:
+    contents, message = BAD_CELLS[case]
+    path = tmp_path / "table.csv"
+    path.write_bytes(contents.encode())
+    with pytest.raises(ValueError) as refused:
+        read_columns(path, ["a", "b"])
+    assert str(refused.value).startswith(f"{path} {message}")
+
+
+def test_the_largest_float32_values_are_read(tmp_path: Path) -> None:
+    largest = float(np.finfo(np.float32).max)
+    path = tmp_path / "table.csv"
+    path.write_text(f"a,b\n{largest!r},{-largest!r}\n")
+    table = read_columns(path, ["a", "b"])
+    assert (table["a"].iloc[0], table["b"].iloc[0]) == (largest, -largest)
