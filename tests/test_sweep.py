@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shlex
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from training.cli import main as train_main
 from training.csv_log import METRICS_FILE as METRICS
 from training.csv_log import final_metrics, read_metrics
 from training.errors import UserError
+from training.sweep_results import report
 from training.sweep_storage import open_storage, release
 
 SWEEP = ROOT / "scripts" / "sweep.py"
@@ -208,6 +211,97 @@ def test_bad_input_is_one_line_and_starts_nothing(
     assert snapshot(root) == {}
 
 
+# Trial options under which a sweep has nothing to compare, or trials would not be one process.
+REFUSED_TRIAL_OPTIONS: dict[str, tuple[list[str], str]] = {
+    "no validation": (
+        ["--trainer.limit_val_batches", "0"],
+        "--trainer.limit_val_batches 0: the trials never validate, so they log no 'val/loss';"
+        " drop it, or sweep on a metric they log: train/acc,",
+    ),
+    "validation after the last epoch": (
+        ["--trainer.check_val_every_n_epoch", "5"],
+        "--trainer.check_val_every_n_epoch 5 with --trainer.max_epochs 3: the trials never",
+    ),
+    # train.py fit refuses these itself; the sweep says so, not that its space is wrong.
+    "no epoch": (["--trainer.max_epochs", "0"], "error: --trainer.max_epochs 0 "),
+    "no step": (["--trainer.max_steps", "0"], "error: --trainer.max_steps 0 "),
+    "no training batch": (
+        ["--trainer.limit_train_batches", "0"],
+        "error: --trainer.limit_train_batches 0 ",
+    ),
+    "a smoke test": (
+        ["--trainer.fast_dev_run", "true"],
+        "--trainer.fast_dev_run true is a smoke test that logs nothing, so the trials would have"
+        " no 'val/loss' to compare; drop it",
+    ),
+    "two devices": (
+        ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"],
+        "a sweep runs each trial as one process on one device, not devices 2, num_nodes 1,"
+        " strategy ddp; drop those options and pass --workers N to run N trials at once",
+    ),
+    "two nodes": (["--trainer.num_nodes", "2"], "not devices 1, num_nodes 2, strategy auto;"),
+    "a data-parallel strategy": (["--trainer.strategy", "ddp_spawn"], "strategy ddp_spawn;"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_TRIAL_OPTIONS))
+def test_trial_options_a_sweep_cannot_use_are_one_line_and_start_nothing(
+    case: str, run_sweep: RunSweep, tmp_path: Path
+) -> None:
+    """Before, trials that log no metric ended the sweep in an IndexError (on every rerun
+    too), and a data-parallel trial's launcher started the whole sweep again as rank 1."""
+    options, expected = REFUSED_TRIAL_OPTIONS[case]
+    root = tmp_path / "root"
+    root.mkdir()
+    code, _, err = run_sweep(sweep_file(tmp_path), root, *EPOCHS, *options)
+    assert code == 2
+    assert err.startswith("error: ") and expected in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert snapshot(root) == {}
+
+
+def test_a_sweep_on_a_training_metric_needs_no_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    spec = sweep.load_spec(sweep_file(tmp_path, metric="train/loss"))
+    root = ["--trainer.default_root_dir", str(tmp_path / "root")]
+    probe = sweep.check(spec, [*root, *EPOCHS, "--trainer.limit_val_batches", "0"])
+    assert "train/loss" in probe.logged and "val/loss" not in probe.logged
+
+
+def test_a_trial_that_logged_no_metric_is_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Such a trial is refused before it starts; one of a study started before that is
+    told FAIL (it used to end the sweep in an IndexError, and every rerun with it)."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    tiny, study = tiny_study(tmp_path)
+    args = ("--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1")
+    no_validation = replace(tiny, args=(*args, "--trainer.limit_val_batches", "0"))
+    trial, lock = claim(no_validation, study)
+    sweep.run_trial(no_validation, study, trial)
+    release(lock)
+    [failed] = study.get_trials()
+    reason = f"{tmp_path / 'logs' / 'tiny' / 'trial-0' / METRICS} holds no 'val/loss'"
+    assert failed.state == TrialState.FAIL and failed.user_attrs["error"] == reason
+    assert f"trial 0: failed: {reason}" in capsys.readouterr().out
+
+
+def test_a_report_removes_the_temporary_files_of_a_killed_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny, study = tiny_study(tmp_path)
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    with subprocess.Popen(["true"]) as killed:  # a process that is gone, as a killed one is
+        pass
+    for name in ("history.png", "results.csv"):
+        (tiny.folder / f"{name}.{killed.pid}.tmp").write_bytes(b"half a file")
+    report(tiny, study)
+    assert not list(tiny.folder.glob("*.tmp"))
+    assert (tiny.folder / "results.csv").is_file() and (tiny.folder / "history.png").is_file()
+
+
 def test_an_unreachable_storage_is_one_line_and_starts_nothing(
     run_sweep: RunSweep, tmp_path: Path
 ) -> None:
@@ -254,6 +348,84 @@ def test_killed_sweep_reruns_to_the_same_result_losing_and_repeating_nothing(
     assert by_trial(results(killed)) == by_trial(results(reference))
     for row in results(reference):
         assert metrics_csv(killed, row["run"]) == metrics_csv(reference, row["run"])
+
+
+# scripts/sweep.py, SIGKILLed with its process group as it starts to import Optuna (torch and
+# Lightning imported), once: argv[1] is a marker file, argv[2] the script, the rest its options.
+KILLED_IN_IMPORTS = """
+import os, runpy, signal, sys
+from pathlib import Path
+
+marker, sys.argv = Path(sys.argv[1]), sys.argv[2:]
+
+class KillOnOptuna:
+    def find_spec(self, name, path=None, target=None):
+        if name == "optuna" and not marker.exists():
+            marker.touch()
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+sys.meta_path.insert(0, KillOnOptuna())
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+# The callbacks of tests/kill_points.py and tests/sweep_kill_points.py that fire once (their
+# marker file), each where a sweep of two trials of three epochs is SIGKILLed.
+KILL_POINTS: dict[str, tuple[str, dict[str, Any]] | None] = {
+    "during the imports": None,
+    "before the running trial's first checkpoint": (
+        "kill_points.KillSweepOnce",
+        {"run": "trial-1", "epoch": 0},
+    ),
+    "mid-epoch": ("kill_points.KillSweepOnce", {"run": "trial-1", "epoch": 1}),
+    "during a checkpoint write": (
+        "sweep_kill_points.KillSweepOnceWriting",
+        {"file": "last.ckpt", "run": "trial-1", "epoch": 1},
+    ),
+    "during the report": ("sweep_kill_points.KillSweepOnceWriting", {"file": "history.png"}),
+}
+SHORT = ["--trials", "2", "--trainer.max_epochs", "3", "--checkpoint.every_n_seconds", "0"]
+
+
+@pytest.fixture(scope="module")
+def never_killed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The short sweep's YAML and the root of its run, in this process, with no kill."""
+    folder = tmp_path_factory.mktemp("never_killed")
+    config = sweep_file(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(SWEEP)])
+        assert sweep.main(sweep_args(config, folder, *SHORT)) == 0
+    return config, folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", KILL_POINTS)
+def test_a_sweep_killed_at_any_phase_completes_on_the_same_command(
+    phase: str, never_killed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Each trial's metrics.csv then holds each epoch once, as the run never killed has it,
+    and no temporary file of a killed write is left."""
+    config, reference = never_killed
+    marker = tmp_path / "killed"
+    root = tmp_path / "root"
+    root.mkdir()
+    command = ["--config", str(config), *SHORT]
+    script = SWEEP
+    kill = KILL_POINTS[phase]
+    if kill is None:
+        script = tmp_path / "killed_in_imports.py"
+        script.write_text(KILLED_IN_IMPORTS)
+        command = [str(marker), str(SWEEP), *command]
+    else:
+        callback = {"class_path": kill[0], "init_args": {**kill[1], "marker": str(marker)}}
+        command.append("--trainer.callbacks=" + json.dumps([callback]))
+    first = train_process(root, *command, timeout=600, script=script)
+    assert first.returncode == -signal.SIGKILL and marker.exists(), first.stderr[-2000:]
+    rerun = train_process(root, *command, timeout=600, script=script)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert by_trial(results(root)) == by_trial(results(reference))
+    for row in results(reference):
+        assert metrics_csv(root, row["run"]) == metrics_csv(reference, row["run"])
+    assert not list(root.rglob("*.tmp"))
 
 
 @pytest.mark.slow
@@ -407,7 +579,38 @@ def test_a_sweep_whose_other_machine_is_still_recording_it_is_joined(
     study.set_user_attr("sweep", tiny.spec.fingerprint())
     args = ["--trainer.default_root_dir", str(tmp_path)]
     joined = sweep.prepare(tiny.spec, args, "tiny", 3, None)
-    assert joined.open_study().user_attrs == {"sweep": tiny.spec.fingerprint(), "args": args}
+    assert joined.open_study().user_attrs == {"sweep": tiny.spec.fingerprint(), "args": []}
+
+
+def test_machines_each_writing_under_a_root_of_their_own_share_a_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's recipe for many machines, the root in either form: where a machine
+    writes is not part of the experiment, and its trials write there."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    spec = sweep.load_spec(sweep_file(tmp_path))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = ["--trainer.default_root_dir", str(tmp_path / "a")]
+    sweep.prepare(spec, [*first, *EPOCHS], "tiny", 3, url)
+    second = f"--trainer.default_root_dir={tmp_path / 'b'}"
+    joined = sweep.prepare(spec, [second, *EPOCHS], "tiny", 3, url)
+    assert joined.open_study().user_attrs["args"] == EPOCHS
+    assert joined.root == str(tmp_path / "b") and second in joined.trial_args(0, {})
+    other = [f"--trainer.default_root_dir={tmp_path / 'c'}", "--trainer.max_epochs", "4"]
+    with pytest.raises(UserError, match=r"^sweep 'tiny' was started with other train.py options"):
+        sweep.prepare(spec, other, "tiny", 3, url)
+
+
+def test_a_sweep_recorded_with_its_first_machines_root_is_joined_from_another_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sweeps recorded before the root was left out hold it among their options."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    tiny, study = tiny_study(tmp_path)
+    study.set_user_attr("sweep", tiny.spec.fingerprint())
+    study.set_user_attr("args", ["--trainer.default_root_dir", "/first/machine", *EPOCHS])
+    args = ["--trainer.default_root_dir", str(tmp_path), *EPOCHS]
+    assert sweep.prepare(tiny.spec, args, "tiny", 3, None).root == str(tmp_path)
 
 
 def postgres_binaries() -> Path | None:

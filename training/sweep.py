@@ -16,7 +16,9 @@ Trial ``N`` of sweep ``S`` is the run ``S/trial-N``: its own ``last.ckpt``,
   a storage URL, those of this machine) and resumes each from its own
   ``last.ckpt`` (``--ckpt_path auto``).
 - ``--workers N``: N processes on one study; a lock around "claim or ask"
-  gives every trial to exactly one of them.
+  gives every trial to exactly one of them. A trial itself is one process on
+  one device: Lightning's data-parallel launcher would start the whole sweep
+  again for each rank.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import ParallelStrategy
 from optuna.trial import TrialState
 
 from training.cli import AUTO, WorkflowCLI, quiet_known_noise
@@ -52,6 +55,8 @@ HOST = socket.gethostname()
 # A trial asked for but not yet claimed by its process is left alone this long.
 CLAIM_GRACE = timedelta(minutes=1)
 OWN_OPTIONS = ("--name", "--ckpt_path")
+# Where a machine writes its trials' files; not part of the experiment that machines share.
+ROOT_OPTION = "--trainer.default_root_dir"
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,8 @@ class CheckCLI(WorkflowCLI):
             devices=1,
             max_epochs=1,
             limit_train_batches=1,
-            limit_val_batches=1,
+            # Trials that never validate log no validation metric: neither does the probe.
+            limit_val_batches=0 if never_validates(self.config["fit"].trainer) else 1,
             num_sanity_val_steps=0,
             logger=False,
             enable_checkpointing=False,
@@ -223,25 +229,69 @@ def check(spec: SweepSpec, args: Sequence[str]) -> CheckCLI:
             try:
                 cli = CheckCLI(sweep.trial_args(0, params), probe=probe is None)
             except UserError as error:
+                if key is None and _refused(sweep, {}):
+                    raise  # by the options themselves, whatever the space
                 key = key or _culprit(sweep, params)
                 where = f"{key}={params[key]!r}" if key else ", ".join(spec.space)
                 raise UserError(f"search space {where}: {error}") from error
             probe = probe or cli
     assert probe is not None
+    check_one_process(probe)
+    trainer = probe.config["fit"].trainer
+    if trainer.fast_dev_run:  # train.py fit refuses a max_epochs, max_steps... of 0 itself
+        raise UserError(
+            f"--trainer.fast_dev_run {str(trainer.fast_dev_run).lower()} is a smoke test that logs"
+            f" nothing, so the trials would have no {spec.metric!r} to compare; drop it"
+            " (--trainer.max_epochs 1 makes a quick sweep)"
+        )
     if spec.metric not in probe.logged:
         logged = ", ".join(sorted(probe.logged))
+        if cause := never_validates(trainer):
+            raise UserError(
+                f"{cause}: the trials never validate, so they log no {spec.metric!r};"
+                f" drop it, or sweep on a metric they log: {logged}"
+            )
         raise UserError(f"no run logs the metric {spec.metric!r}; choose one of: {logged}")
     return probe
 
 
+def check_one_process(probe: CheckCLI) -> None:
+    """Refuses data-parallel trials: Lightning would start the whole sweep again for each rank.
+
+    ``probe.trainer`` is the trials' Trainer as configured, built but never run:
+    Lightning itself resolves ``auto`` and ``-1`` to a number of devices.
+    """
+    trainer = probe.trainer
+    if trainer.world_size > 1 or isinstance(trainer.strategy, ParallelStrategy):
+        options = probe.config["fit"].trainer
+        asked = f"devices {options.devices}, num_nodes {options.num_nodes}, strategy"
+        raise UserError(
+            f"a sweep runs each trial as one process on one device, not {asked}"
+            f" {options.strategy}; drop those options and pass --workers N to run N trials at once"
+        )
+
+
+def never_validates(trainer: Any) -> str | None:
+    """The trial option, as typed, under which no epoch validates, if any."""
+    if trainer.limit_val_batches == 0:
+        return f"--trainer.limit_val_batches {trainer.limit_val_batches}"
+    every, epochs = trainer.check_val_every_n_epoch, trainer.max_epochs
+    if isinstance(every, int) and isinstance(epochs, int) and 0 < epochs < every:
+        return f"--trainer.check_val_every_n_epoch {every} with --trainer.max_epochs {epochs}"
+    return None
+
+
 def _culprit(sweep: Sweep, params: dict[str, Choice]) -> str | None:
     """The key that breaks the config on its own, to name it in the error."""
-    for key, value in params.items():
-        try:
-            CheckCLI(sweep.trial_args(0, {key: value}), probe=False)
-        except UserError:
-            return key
-    return None
+    return next((key for key, value in params.items() if _refused(sweep, {key: value})), None)
+
+
+def _refused(sweep: Sweep, params: dict[str, Choice]) -> bool:
+    try:
+        CheckCLI(sweep.trial_args(0, params), probe=False)
+    except UserError:
+        return True
+    return False
 
 
 def prepare(
@@ -257,7 +307,7 @@ def prepare(
         direction=spec.direction,
         load_if_exists=True,
     )
-    wanted = {"sweep": spec.fingerprint(), "args": list(args)}
+    wanted = {"sweep": spec.fingerprint(), "args": experiment_args(args)}
     refuse_other_sweep(study, wanted)
     recorded = study.user_attrs
     for key, value in wanted.items():
@@ -270,11 +320,32 @@ def prepare(
     return sweep
 
 
+def experiment_args(args: Sequence[str]) -> list[str]:
+    """The train.py options that make the experiment: ``args`` less ``--trainer.default_root_dir``.
+
+    Machines on one storage each write their trials under a root of their own.
+    """
+    kept: list[str] = []
+    given = iter(args)
+    for arg in given:
+        if arg == ROOT_OPTION:
+            next(given, None)
+        elif not arg.startswith(ROOT_OPTION + "="):
+            kept.append(arg)
+    return kept
+
+
 def refuse_other_sweep(study: optuna.Study, wanted: dict[str, Any]) -> None:
     """Refuses a study that records other sweep settings or train.py options than ``wanted``."""
     recorded = study.user_attrs
     for key, value in wanted.items():
-        if key in recorded and recorded[key] != value:
+        if key not in recorded:
+            continue
+        # Studies recorded before the root was left out hold it among their options.
+        was = recorded[key]
+        if key == "args" and isinstance(was, list):
+            was = experiment_args(was)
+        if was != value:
             what = "train.py options" if key == "args" else "settings"
             raise UserError(
                 f"sweep {study.study_name!r} was started with other {what} ({recorded[key]});"
@@ -332,12 +403,14 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
             with lightning_info_quiet():
                 TrialCLI(args, [prune], plots=spec.plots)
         except TrainingDiverged as error:
-            trial.set_user_attr("error", str(error))
-            study.tell(trial, state=TrialState.FAIL)
-            print(f"trial {trial.number}: failed: {error}", flush=True)
+            fail(study, trial, str(error))
             return
         pruned_at = prune.pruned_at
-    rows = [r for r in read_metrics(log_dir(sweep.root, name) / METRICS_FILE) if r.get(spec.metric)]
+    metrics = log_dir(sweep.root, name) / METRICS_FILE
+    rows = [r for r in read_metrics(metrics) if r.get(spec.metric)]
+    if not rows:  # e.g. a study started before ``check`` refused such trials
+        fail(study, trial, f"{metrics} holds no {spec.metric!r}")
+        return
     epochs = int(float(rows[-1]["epoch"])) + 1
     value = float(rows[-1][spec.metric])
     trial.set_user_attr("epochs", epochs)
@@ -349,6 +422,12 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> None:
     else:
         study.tell(trial, value)
         print(f"trial {trial.number}: {spec.metric} {value:.6g} ({shown})", flush=True)
+
+
+def fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr("error", reason)
+    study.tell(trial, state=TrialState.FAIL)
+    print(f"trial {trial.number}: failed: {reason}", flush=True)
 
 
 def work(sweep: Sweep, command: str) -> None:

@@ -4,6 +4,9 @@
 - ``best.yaml``: the best trial's full config, for ``train.py fit --config``;
 - ``history.png`` and ``importances.png``: Optuna's matplotlib plots of the
   optimisation history and of the parameters' importances.
+
+Each is written whole (``atomic_file``) by one report at a time: machines that
+share the folder may end together.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.checkpoint_io import atomic_write_text
+from training.checkpoint_io import atomic_write_text, remove_stale_tmp_files
 from training.plots import save_png
 from training.runs import log_dir
+from training.sweep_storage import locked
 
 if TYPE_CHECKING:
     from training.sweep import Sweep
@@ -125,7 +129,17 @@ def write_plots(sweep: Sweep, study: optuna.Study) -> list[str]:
 
 
 def report(sweep: Sweep, study: optuna.Study) -> None:
-    """Prints the ranked table and writes the results, best config and plots."""
+    """Prints the ranked table and writes the results, best config and plots.
+
+    A report is the only writer of temporary files in the sweep's folder, and
+    holds its lock while it writes: any it finds there were left by a killed one.
+    """
+    with locked(sweep.folder / "locks" / "report.lock"):
+        remove_stale_tmp_files(sweep.folder)
+        write_report(sweep, study)
+
+
+def write_report(sweep: Sweep, study: optuna.Study) -> None:
     table = rows(sweep, study)
     if not table:
         print("No trial has run.")
