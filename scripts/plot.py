@@ -8,18 +8,19 @@ from ``logs/linear/config.yaml``, ``logs/linear/metrics.csv`` and
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from training.errors import ScriptArgumentParser, run_script
-from training.plots import redraw_fit_plots
+from training.process import exit_without_collecting, script_imports
+
+with script_imports():
+    from training.plots import redraw_fit_plots
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ScriptArgumentParser(__doc__, "python scripts/plot.py logs/<name>")
-    parser.add_argument("log_dir", type=Path, help="the fit's log dir, <root>/logs/<name>")
-
     def body() -> None:
+        parser = ScriptArgumentParser(__doc__, "python scripts/plot.py logs/<name>")
+        parser.add_argument("log_dir", type=Path, help="the fit's log dir, <root>/logs/<name>")
         args = parser.parse_args(argv)
         for path in redraw_fit_plots(args.log_dir):
             print(path)
@@ -28,4 +29,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_collecting(main())

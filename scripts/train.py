@@ -3,9 +3,9 @@
 Example: ``python scripts/train.py fit --config configs/linear.yaml``.
 """
 
-from training.process import exit_without_collecting, long_lived_imports
+from training.process import exit_without_collecting, script_imports
 
-with long_lived_imports():
+with script_imports():
     from training.cli import main
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ of the notes (or of another runtime) would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +24,7 @@ from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import fit_once, load_script, snapshot
 from tests.test_errors import _RunsCode
+from training.checkpoint_io import TMP_SUFFIX
 
 
 def export_script() -> ModuleType:
@@ -101,6 +103,30 @@ def test_onnxruntime_gives_the_checkpoints_outputs_on_the_test_split(
     expected = checkpoint_outputs(module_class, folder, X_test).numpy()
     assert outputs.shape == expected.shape == (len(X_test), 1)
     np.testing.assert_allclose(outputs, expected, rtol=0, atol=1e-6)
+
+
+def test_the_onnx_file_is_on_disk_before_it_takes_its_name(
+    linear_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written as every file is: to a temporary file, fsynced, renamed, the folder fsynced."""
+    done: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        done.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        done.append(("rename", f"{src} -> {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    checkpoint = str(linear_export / "best.ckpt")
+    assert export_script().main(["--ckpt_path", checkpoint, "--out_dir", str(tmp_path)]) == 0
+    onnx = tmp_path / "best.onnx"
+    tmp = f"{onnx}.{os.getpid()}{TMP_SUFFIX}"
+    assert done[-3:] == [("fsync", tmp), ("rename", f"{tmp} -> {onnx}"), ("fsync", str(tmp_path))]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """A net of your own, in a module of your own, trained with no change to the project.
 
 The module lives in a temporary folder outside the project's packages; the
-config names it, and ``load_from_checkpoint`` builds it only when trusted.
+config names it, and ``load_from_checkpoint`` and ``scripts/export.py`` build it
+only when trusted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from lightning_modules import ClassificationModule
-from tests.conftest import RunCLI, load_state_dict
+from tests.conftest import RunCLI, load_script, load_state_dict, snapshot
 
 NET = '''
 from torch import nn
@@ -80,3 +81,25 @@ def test_a_resume_with_another_net_of_ones_own_is_refused(own_module: str, run_c
     )
     assert code == 2
     assert "was trained with --model.net WideCircleModel(hidden_units=10, layers=3)" in err
+
+
+def test_own_net_exports_by_its_run_name_and_as_a_file_only_when_trusted(
+    own_module: str, run_cli: RunCLI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = ["--model.net", f"{own_module}.WideCircleModel", "--model.net.hidden_units", "12"]
+    assert run_cli("fit", "circles.yaml", *net, "--trainer.max_epochs", "1")[0] == 0
+    export = load_script("export").main
+    # By --name: the module the run's own config.yaml names is trusted, as the fit trusted it.
+    assert export(["--name", "circles", "--root", str(tmp_path)]) == 0
+    folder = tmp_path / "checkpoints" / "circles"
+    model = sys.modules[own_module].WideCircleModel(hidden_units=12)
+    model.load_state_dict(torch.load(folder / "best.pth"))
+
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert export(["--ckpt_path", str(folder / "last.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(f"pass --trust {own_module}\n"), err
+    assert snapshot(tmp_path) == before
+    assert export(["--ckpt_path", str(folder / "last.ckpt"), "--trust", own_module]) == 0
+    assert (folder / "last.onnx").is_file()

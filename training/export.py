@@ -13,14 +13,16 @@ writes, beside the checkpoint (or into ``out_dir``):
 - ``<stem>.onnx``: the net in eval mode, for runtimes without PyTorch. Its
   input ``features`` has shape ``(batch, features)`` with any batch size; its
   output ``output`` is what the net returns (logits for a classifier).
+
+Building the net imports its module, so a net of the user's own is built only
+from a module named in ``trust``, as ``load_from_checkpoint`` builds it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +30,8 @@ import torch
 from torch import nn
 
 from lightning_modules.base import WorkflowModule
-from training.checkpoint_io import TMP_SUFFIX, atomic_torch_save, failed_write_reported
+from training.checkpoint_io import atomic_file, atomic_torch_save
+from training.errors import UserError
 from training.runs import read_checkpoint
 
 # The rows of the example input that ONNX traces; the batch size stays free.
@@ -45,16 +48,19 @@ def input_width(net: nn.Module) -> int:
     return first.in_features if first is not None else 1
 
 
-def export(checkpoint_path: Path, out_dir: Path | None = None) -> list[Path]:
+def export(
+    checkpoint_path: Path, out_dir: Path | None = None, trust: Sequence[str] = ()
+) -> list[Path]:
     """Writes ``<stem>.pth`` and ``<stem>.onnx`` of the checkpoint's net; returns their paths.
 
     The checkpoint is read the safe way first, so a missing, corrupt or
-    malicious file, or one whose recorded net disagrees with its weights, is
-    refused in one line before anything is built or written.
+    malicious file, one whose recorded net disagrees with its weights, or one
+    whose net comes from a module not in ``trust``, is refused in one line
+    before anything is built or written.
     """
-    read_checkpoint(checkpoint_path)
+    read_exportable(checkpoint_path, trust)
     # Only the net is exported: the task around it (loss, metrics) does not matter here.
-    module = WorkflowModule.load_from_checkpoint(checkpoint_path, map_location="cpu")
+    module = WorkflowModule.load_from_checkpoint(checkpoint_path, map_location="cpu", trust=trust)
     directory = Path(out_dir) if out_dir is not None else checkpoint_path.parent
     state_path = directory / f"{checkpoint_path.stem}.pth"
     onnx_path = directory / f"{checkpoint_path.stem}.onnx"
@@ -65,21 +71,47 @@ def export(checkpoint_path: Path, out_dir: Path | None = None) -> list[Path]:
     # inference one (dropout off), so the module is put in eval mode by hand.
     module.eval()
     example = torch.zeros(EXAMPLE_ROWS, input_width(module.net))
-    tmp = onnx_path.with_name(f"{onnx_path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with failed_write_reported(onnx_path, tmp):
-        with _quiet_exporter():
-            module.to_onnx(
-                tmp,
-                (example,),
-                dynamo=True,
-                external_data=False,  # one self-contained file
-                input_names=["features"],
-                output_names=["output"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                verbose=False,
-            )
-        os.replace(tmp, onnx_path)
+    with _quiet_exporter():
+        program = module.to_onnx(
+            None,  # written below, as every file is
+            (example,),
+            dynamo=True,
+            input_names=["features"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
+    assert program is not None  # the dynamo exporter returns what it made
+    with atomic_file(onnx_path, "wb") as f:
+        f.write(program.model_proto.SerializeToString())  # one self-contained file
     return [state_path, onnx_path]
+
+
+def read_exportable(path: Path, trust: Sequence[str]) -> None:
+    """``read_checkpoint``, with its refusals of the net said in ``scripts/export.py``'s terms.
+
+    ``read_checkpoint`` tells a Python caller to pass ``trust=[...]``; the
+    script takes ``--trust``. A trusted module that cannot be imported (its
+    folder not on ``PYTHONPATH``) is refused in one line too.
+    """
+    try:
+        read_checkpoint(path, trust)
+    except UserError as refusal:
+        if "trust=[" not in str(refusal):
+            raise
+        # The net is checked after the file has loaded, so it loads again.
+        net = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]["net"]
+        module = str(net["class_path"]).rpartition(".")[0]
+        raise UserError(
+            f"{path} records the net {net['class_path']}, which is not one of this project's:"
+            f" building it imports {module}, which runs its code; if you trust it,"
+            f" pass --trust {module}"
+        ) from refusal
+    except ImportError as error:
+        raise UserError(
+            f"cannot import the net of {path} ({error}); put the folder of its module on"
+            " PYTHONPATH, as for the fit"
+        ) from error
 
 
 @contextmanager

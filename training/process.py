@@ -6,7 +6,9 @@ them again at every full collection during the imports (about a second here)
 and once more at exit (about another second). Both are avoided by freezing
 them: frozen objects are kept out of every collection and left to the OS.
 
-A script that stops early says how to carry on: ``script_command``.
+Those imports take a second or two, before the script's ``run_script`` runs:
+``script_imports`` makes a Ctrl-C during them end the script as one anywhere
+else does. A script that stops early says how to carry on: ``script_command``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import NoReturn
+
+from training.errors import run_script
 
 
 @contextmanager
@@ -29,6 +34,26 @@ def long_lived_imports() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+@contextmanager
+def script_imports() -> Iterator[None]:
+    """A script's imports of torch and Lightning: ``long_lived_imports``, stoppable by Ctrl-C.
+
+    A Ctrl-C during them is said as ``run_script`` says one later: its one
+    line, exit code 130, no traceback. A SIGTERM needs nothing here: no
+    handler is installed yet, so it ends the process at once, and the shell
+    reports 143, as for any process it ends.
+    """
+    try:
+        with long_lived_imports():
+            yield
+    except KeyboardInterrupt as interrupt:
+        exit_without_collecting(run_script(partial(_raise, interrupt)))
+
+
+def _raise(error: BaseException) -> NoReturn:
+    raise error
 
 
 def exit_without_collecting(code: int) -> NoReturn:
