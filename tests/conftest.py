@@ -155,18 +155,20 @@ def train_process(
     timeout: float = 120,
     script: Path = TRAIN,
     preexec_fn: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``scripts/train.py`` (or another ``script``) as a real process in ``root``.
 
     It runs in a process group of its own, killed whole if it overruns, so
     neither it nor any process it started outlives the test. ``preexec_fn`` runs
-    in the child before it starts, e.g. to limit its resources.
+    in the child before it starts, e.g. to limit its resources; ``env`` replaces
+    ``process_env()``.
     """
     command = [sys.executable, str(script), *args]
     with subprocess.Popen(
         command,
         cwd=root,
-        env=process_env(),
+        env=env or process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -179,6 +181,37 @@ def train_process(
             os.killpg(process.pid, signal.SIGKILL)
             raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+SIGNAL_AT_IMPORT = """
+import os
+import signal
+import sys
+
+
+class SignalAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.{signal})
+        return None
+
+
+sys.meta_path.insert(0, SignalAtImport())
+"""
+
+
+def env_signalling_at_import(folder: Path, signum: signal.Signals) -> dict[str, str]:
+    """A training process's environment in which it sends itself ``signum`` as it imports torch.
+
+    A ``sitecustomize`` in ``folder``, first on ``PYTHONPATH``, adds the import
+    hook: the signal lands at the same point of a script's imports every time.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SIGNAL_AT_IMPORT.format(signal=signum.name))
+    env = process_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
+    return env
 
 
 def callback_option(class_name: str, **init_args: Any) -> str:

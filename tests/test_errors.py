@@ -133,6 +133,11 @@ CASES = {
     ),
     "unknown model key": ("linear.yaml", ["--model.foo", "1"], "Option 'foo' is not accepted"),
     "unknown top-level key": ("linear.yaml", ["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    "devices the accelerator cannot take": (
+        "linear.yaml",
+        ["--trainer.devices", "-1", "--trainer.accelerator", "cpu"],
+        "invalid --trainer options: devices selected with CPUAccelerator should be an int > 0",
+    ),
     "unwritable root": (
         "linear.yaml",
         ["--trainer.default_root_dir", "a_file/root"],

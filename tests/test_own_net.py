@@ -103,3 +103,12 @@ def test_own_net_exports_by_its_run_name_and_as_a_file_only_when_trusted(
     assert snapshot(tmp_path) == before
     assert export(["--ckpt_path", str(folder / "last.ckpt"), "--trust", own_module]) == 0
     assert (folder / "last.onnx").is_file()
+
+
+def test_own_net_plots_again_from_its_log_dir(
+    own_module: str, run_cli: RunCLI, tmp_path: Path
+) -> None:
+    net = ["--model.net", f"{own_module}.WideCircleModel", "--model.net.hidden_units", "12"]
+    assert run_cli("fit", "circles.yaml", *net, "--trainer.max_epochs", "1")[0] == 0
+    # The module the run's own config.yaml names is trusted, as the fit trusted it.
+    assert load_script("plot").main([str(tmp_path / "logs" / "circles")]) == 0

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.conftest import (
     RunCLI,
     assert_same_state,
     callback_option,
+    env_signalling_at_import,
     load_state_dict,
     process_env,
     train_process,
@@ -146,7 +148,8 @@ def test_a_finished_fit_continues_exactly_with_more_epochs(run_cli: RunCLI, tmp_
 
 
 # Where in a run's life ``fit --ckpt_path auto`` is killed (tests/kill_points.py: KillAt).
-PHASES = {
+PHASES: dict[str, dict[str, Any]] = {
+    "the imports": {},
     "before the first checkpoint": {"epoch": 0, "at": "batch"},
     "mid-epoch": {"epoch": 2, "at": "batch", "batch": 0},
     "during a checkpoint write": {"epoch": 1, "at": "mid_write"},
@@ -171,7 +174,11 @@ def test_a_kill_at_any_phase_of_a_run_never_blocks_the_same_command_again(
     killed = tmp_path / "killed"
     killed.mkdir()
     command = ["fit", "--config", str(CONFIGS / "circles.yaml"), *common, "--ckpt_path", "auto"]
-    result = train_process(killed, *command, callback_option("KillAt", **PHASES[phase]))
+    if PHASES[phase]:
+        result = train_process(killed, *command, callback_option("KillAt", **PHASES[phase]))
+    else:
+        at_import = env_signalling_at_import(tmp_path / "hook", signal.SIGKILL)
+        result = train_process(killed, *command, env=at_import)
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     again = train_process(killed, *command)
     assert again.returncode == 0, again.stderr[-2000:]

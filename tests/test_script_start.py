@@ -7,7 +7,6 @@ the signal lands at the same point of the imports every time.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,39 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, process_env
+from tests.conftest import ROOT, env_signalling_at_import
 
 pytestmark = pytest.mark.slow
-
-SITECUSTOMIZE = """
-import os
-import signal
-import sys
-
-
-class SignalAtImport:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch":
-            sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.{signal})
-        return None
-
-
-sys.meta_path.insert(0, SignalAtImport())
-"""
 
 
 def start_with_signal_at_import(
     tmp_path: Path, script: str, signum: signal.Signals
 ) -> subprocess.CompletedProcess[str]:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE.format(signal=signum.name))
-    env = process_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(hook), env["PYTHONPATH"]])
     run = tmp_path / "run"
     run.mkdir()
     command = [sys.executable, str(ROOT / "scripts" / f"{script}.py")]
+    env = env_signalling_at_import(tmp_path / "hook", signum)
     return subprocess.run(command, cwd=run, env=env, capture_output=True, text=True, timeout=60)
 
 

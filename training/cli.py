@@ -16,6 +16,7 @@ import torch
 from lightning import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
@@ -332,7 +333,12 @@ class WorkflowCLI(LightningCLI):
             logger += extra if isinstance(extra, list) else [extra]
         plugins = config.trainer.plugins or []
         plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
-        return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
+        try:
+            return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
+        except (TypeError, ValueError, MisconfigurationException) as error:
+            # Lightning's own checks of the Trainer's options (devices, strategy, precision).
+            reason = str(error).splitlines()[0].replace("`", "")
+            raise UserError(f"invalid --trainer options: {reason}") from error
 
     def _lock_run(self, root: str | None, name: str) -> None:
         """Takes the run before anything is written or printed (``training/run_lock.py``)."""
@@ -469,9 +475,8 @@ class WorkflowCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> int:
-    quiet_known_noise()
-
     def run() -> None:
+        quiet_known_noise()
         try:
             WorkflowCLI(args=args)
         except (FitStopped, KeyboardInterrupt):
