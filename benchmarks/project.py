@@ -19,8 +19,8 @@ import torch
 from torchmetrics import MetricCollection
 
 from lightning_modules.base import WorkflowModule
-from training.cli import WorkflowCLI
-from training.warning_filters import quiet_known_noise
+from training.command_line.cli import WorkflowCLI
+from training.command_line.known_warnings import quiet_known_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 LINEAR = ROOT / "configs" / "linear.yaml"

@@ -3,7 +3,7 @@
 Example: ``python scripts/export.py --name linear`` writes
 ``checkpoints/linear/best.pth`` (the net's ``state_dict``, for
 ``model.load_state_dict(torch.load(path))``) and ``checkpoints/linear/best.onnx``
-(see ``training.export``). A run of a net of your own exports as it trained:
+(see ``training.outputs.export``). A run of a net of your own exports as it trained:
 its ``config.yaml`` names the net's module, which is trusted; for a checkpoint
 file alone, name it with ``--trust``.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from training.command_line.script_process import exit_without_collecting, script_imports
 from training.errors import ScriptArgumentParser, UserError, run_script
-from training.process import exit_without_collecting, script_imports
 
 with script_imports():
-    from training.export import export
-    from training.run_config import trusted_net_module_of_run
-    from training.runs import log_dir, resolve_ckpt_path
+    from training.outputs.export import export
+    from training.run.folders import log_dir, resolve_ckpt_path
+    from training.run.read_config_yaml import trusted_net_module_of_run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 Example: ``python scripts/plot.py logs/linear`` rewrites ``logs/linear/*.png``
 from ``logs/linear/config.yaml``, ``logs/linear/metrics.csv`` and
-``checkpoints/linear/best.ckpt`` (see ``training.plots``, notes §2.1.2, §2.6.4,
+``checkpoints/linear/best.ckpt`` (see ``training.outputs.plots``, notes §2.1.2, §2.6.4,
 §2.6.6, §3.1).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from training.command_line.script_process import exit_without_collecting, script_imports
 from training.errors import ScriptArgumentParser, run_script
-from training.process import exit_without_collecting, script_imports
 
 with script_imports():
-    from training.plots import redraw_fit_plots
+    from training.outputs.plots import redraw_fit_plots
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,10 +3,10 @@
 Example: ``python scripts/sweep.py --config configs/sweeps/circles_course.yaml``.
 """
 
-from training.process import exit_without_collecting, script_imports
+from training.command_line.script_process import exit_without_collecting, script_imports
 
 with script_imports():
-    from training.sweep import main
+    from training.sweeps.sweep import main
 
 if __name__ == "__main__":
     exit_without_collecting(main())

@@ -3,10 +3,10 @@
 Example: ``python scripts/train.py fit --config configs/linear.yaml``.
 """
 
-from training.process import exit_without_collecting, script_imports
+from training.command_line.script_process import exit_without_collecting, script_imports
 
 with script_imports():
-    from training.cli import main
+    from training.command_line.cli import main
 
 if __name__ == "__main__":
     exit_without_collecting(main())

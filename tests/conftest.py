@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from training.process import long_lived_imports
+from training.command_line.script_process import long_lived_imports
 
 if TYPE_CHECKING:
     import torch
@@ -90,7 +90,7 @@ def plots_only_where_read(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("plots") is not None:
         yield
         return
-    from training import plots
+    from training.outputs import plots
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(plots, "write_fit_plots", lambda *args, **kwargs: [])
@@ -102,7 +102,7 @@ def train_in_process(root: Path, subcommand: str, config: str, *args: str) -> in
 
     Returns the exit code.
     """
-    from training.cli import main
+    from training.command_line.cli import main
 
     command = [subcommand, "--config", str(CONFIGS / config), "--trainer.default_root_dir"]
     # LightningCLI warns when it is handed args while sys.argv holds pytest's own.

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from training.run_checkpoint import LAST, RunCheckpoint
+from training.run.run_checkpoint import LAST, RunCheckpoint
 
 
 def _die() -> None:

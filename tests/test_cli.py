@@ -102,7 +102,7 @@ def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     ],
 )
 def test_only_the_named_subcommands_parser_is_built(argv: list[str], built: set[str]) -> None:
-    from training.cli import WorkflowCLI
+    from training.command_line.cli import WorkflowCLI
 
     cli = WorkflowCLI.__new__(WorkflowCLI)  # LightningCLI builds a parser per subcommands() key
     cli.argv = argv
@@ -112,7 +112,7 @@ def test_only_the_named_subcommands_parser_is_built(argv: list[str], built: set[
 def test_a_mistyped_subcommand_is_shown_all_four(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.cli import main
+    from training.command_line.cli import main
 
     monkeypatch.setattr("sys.argv", ["scripts/train.py"])
     assert main(["fitt", "--config", str(CONFIGS / "linear.yaml")]) == 2
@@ -135,7 +135,7 @@ def test_config_yaml_is_jsonargparse_s_yaml_text(
     import lightning
     import yaml
 
-    from training.config_saver import libyaml_writes_alike, yaml_dump
+    from training.run.config_yaml import libyaml_writes_alike, yaml_dump
 
     options = {"default_flow_style": False, "allow_unicode": True, "sort_keys": False}
     generator = random.Random(0)

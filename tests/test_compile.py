@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import RunCLI, load_state_dict
-from training.csv_log import read_metrics
+from training.run.metrics_csv import read_metrics
 
 CIRCLES = ["--data.batch_size", "256", "--checkpoint.every_n_seconds", "0"]
 

@@ -14,8 +14,8 @@ from datamodules.split import shuffled_split_sizes
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import RunCLI, snapshot
-from training.data_fits_model import check_data_fits_model
 from training.errors import UserError
+from training.run.data_fits_model import check_data_fits_model
 
 THREE_CLASSES = "x1,x2,label\n" + "".join(f"{i / 10},{-i / 10},{i % 3}\n" for i in range(30))
 THREE_FEATURES = "x1,x2,x3,label\n" + "".join(

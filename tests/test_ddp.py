@@ -33,7 +33,7 @@ from tests.conftest import (
     load_state_dict,
     process_env,
 )
-from training.run_checkpoint import epochs_done
+from training.run.run_checkpoint import epochs_done
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ import torch
 from datamodules.circles import CirclesDataModule
 from lightning_modules import RegressionModule
 from tests.conftest import CONFIGS, RunCLI, fit_once, snapshot, train_process
-from training import plots
 from training.errors import FitStopped, TrainingDiverged, run_script
-from training.run_checkpoint import RunCheckpoint, epochs_done
+from training.outputs import plots
+from training.run.run_checkpoint import RunCheckpoint, epochs_done
 
 # (config, extra arguments, what the one line says)
 CASES = {
@@ -193,7 +193,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(
 def test_a_resume_may_change_what_does_not_change_the_experiment(
     trained_root: Path, run_cli: RunCLI, tmp_path: Path
 ) -> None:
-    """Each setting that ``training/same_experiment.py`` lists as free, changed at once."""
+    """Each setting that ``training/run/same_experiment.py`` lists as free, changed at once."""
     root = tmp_path / "resumed"
     shutil.copytree(trained_root, root)
     code, err = run_cli(

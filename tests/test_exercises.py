@@ -12,8 +12,8 @@ import torch
 from datamodules import BlobsDataModule, LinearDataModule, MoonsDataModule
 from datamodules.sklearn_split import SklearnSplitDataModule
 from datamodules.split import SplitDataModule
-from training.cli import main
-from training.csv_log import read_metrics
+from training.command_line.cli import main
+from training.run.metrics_csv import read_metrics
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -24,7 +24,7 @@ from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import fit_once, load_script, snapshot
 from tests.test_errors import _RunsCode
-from training.checkpoint_io import TMP_SUFFIX
+from training.run.atomic_files import TMP_SUFFIX
 
 
 def export_script() -> ModuleType:

@@ -26,12 +26,12 @@ from tests.conftest import (
     snapshot,
     train_process,
 )
-from training.checkpoint_io import atomic_torch_save, atomic_write_text
-from training.csv_log import ResumableCSVLogger
 from training.errors import WriteFailed
-from training.export import export
-from training.predictions import write_predictions
-from training.run_checkpoint import epochs_done
+from training.outputs.export import export
+from training.outputs.predictions import write_predictions
+from training.run.atomic_files import atomic_torch_save, atomic_write_text
+from training.run.metrics_csv import ResumableCSVLogger
+from training.run.run_checkpoint import epochs_done
 
 
 def limit_file_size(max_bytes: int) -> Callable[[], None]:

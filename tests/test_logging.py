@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import (
 from datamodules import CirclesDataModule
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
-from training.csv_log import ResumableCSVLogger, read_metrics
+from training.run.metrics_csv import ResumableCSVLogger, read_metrics
 
 EPOCHS = 3
 HOOKS = ("on_validation_epoch_end", "on_validation_end", "on_train_epoch_end")

@@ -21,7 +21,7 @@ from tests.conftest import (
     load_state_dict,
     snapshot,
 )
-from training.csv_log import read_metrics
+from training.run.metrics_csv import read_metrics
 
 LR = 0.02
 COSINE = ["--model.lr_scheduler", "CosineAnnealingLR", "--model.lr_scheduler.T_max", "4"]

@@ -24,9 +24,9 @@ from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
 from tests.conftest import RunCLI, fit_once, load_script
 from tests.test_configs import test_metric
-from training import plots
-from training.plots import plot_decision_boundary, write_fit_plots
-from training.predictions import fit_summary, write_predictions
+from training.outputs import plots
+from training.outputs.plots import plot_decision_boundary, write_fit_plots
+from training.outputs.predictions import fit_summary, write_predictions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -216,7 +216,7 @@ def test_plot_script_refuses_a_run_without_checkpoint(
 
 def test_a_large_dataset_is_drawn_from_a_fixed_sample(tmp_path: Path) -> None:
     from datamodules import CirclesDataModule
-    from training.plots import MAX_POINTS, plot_data
+    from training.outputs.plots import MAX_POINTS, plot_data
 
     datamodule = CirclesDataModule(n_samples=3 * MAX_POINTS)
     path = plot_data(datamodule, tmp_path / "data.png")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, load_script
-from training.cli import main
+from training.command_line.cli import main
 
 README = (ROOT / "README.md").read_text()
 

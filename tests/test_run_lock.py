@@ -24,7 +24,7 @@ from tests.conftest import (
     snapshot,
     train_process,
 )
-from training.run_lock import RunLock
+from training.run.run_lock import RunLock
 
 
 def refusal(root: Path, name: str, holder: str) -> str:

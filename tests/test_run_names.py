@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunCLI, fit_once, load_script, snapshot
-from training.checkpoint_io import atomic_write_text
 from training.errors import WriteFailed
+from training.run.atomic_files import atomic_write_text
 
 BAD_NAMES = {
     "empty": "",

@@ -23,7 +23,7 @@ from tests.conftest import (
     load_state_dict,
     train_process,
 )
-from training.run_checkpoint import epochs_done
+from training.run.run_checkpoint import epochs_done
 
 pytestmark = pytest.mark.slow
 

@@ -32,13 +32,13 @@ from tests.conftest import (
     snapshot,
     train_process,
 )
-from training import sweep
-from training.cli import main as train_main
-from training.csv_log import METRICS_FILE as METRICS
-from training.csv_log import final_metrics, read_metrics
+from training.command_line.cli import main as train_main
 from training.errors import UserError
-from training.sweep_results import report
-from training.sweep_storage import open_storage, release
+from training.run.metrics_csv import METRICS_FILE as METRICS
+from training.run.metrics_csv import final_metrics, read_metrics
+from training.sweeps import sweep
+from training.sweeps.report import report
+from training.sweeps.storage import open_storage, release
 
 SWEEP = ROOT / "scripts" / "sweep.py"
 EPOCHS = ["--trainer.max_epochs", "3"]
@@ -674,7 +674,7 @@ def test_two_workers_share_a_sweep_in_postgresql(postgres_url: str, tmp_path: Pa
 OPEN_TOGETHER = """
 import sys, time
 from pathlib import Path
-from training.sweep_storage import open_storage
+from training.sweeps.storage import open_storage
 go, ready = Path(sys.argv[2]), Path(sys.argv[3])
 ready.touch()
 while not go.exists():

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from tests.conftest import CONFIGS, TRAIN
-from training.cli import WorkflowCLI
-from training.warning_filters import quiet_known_noise
+from training.command_line.cli import WorkflowCLI
+from training.command_line.known_warnings import quiet_known_noise
 
 Check = Callable[[WorkflowCLI, Path, str], None]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from training.stop_signals import exit_code
+from training.run.stop_signals import exit_code
 
 
 class UserError(Exception):
@@ -78,7 +78,7 @@ def run_script(body: Callable[[], int | None]) -> int:
     epoch (``FitStopped``); anywhere else (while the data is made, during
     ``test``) it stops the script where it is, with the shell's exit code
     130. Nothing is left half-written: every file is written whole or not at
-    all (``training.checkpoint_io``).
+    all (``training.run.atomic_files``).
     """
     try:
         code = body()

@@ -21,13 +21,13 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from training.checkpoint_io import atomic_write_text, remove_stale_tmp_files
-from training.plots import save_png
-from training.runs import log_dir
-from training.sweep_storage import locked
+from training.outputs.plots import save_png
+from training.run.atomic_files import atomic_write_text, remove_stale_tmp_files
+from training.run.folders import log_dir
+from training.sweeps.storage import locked
 
 if TYPE_CHECKING:
-    from training.sweep import Sweep
+    from training.sweeps.plan import Sweep
 
 STATE_ORDER = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING]
 

@@ -15,7 +15,7 @@ import torch
 
 from lightning_modules.net_spec import check_net_matches
 from training.errors import UserError
-from training.run_checkpoint import BEST, LAST
+from training.run.run_checkpoint import BEST, LAST
 
 # Room in a folder's name for the ``.N`` that moves an earlier run aside.
 _ASIDE_SUFFIX_ROOM = 8

@@ -20,16 +20,15 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
-from training.checkpoint_io import AtomicCheckpointIO, remove_stale_tmp_files
-from training.config_saver import FitConfigSaver
-from training.csv_log import METRICS_FILE, ResumableCSVLogger, final_metrics
-from training.data_fits_model import check_data_fits_model
+from training.command_line.known_warnings import quiet_known_noise
+from training.command_line.one_line_errors import OneLineErrorParser, first_reason
+from training.command_line.script_process import script_command
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
-from training.parse_errors import OneLineErrorParser, first_reason
-from training.process import script_command
-from training.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
-from training.run_lock import RunLock
-from training.runs import (
+from training.lightning_private import counts_before_fractions
+from training.run.atomic_files import AtomicCheckpointIO, remove_stale_tmp_files
+from training.run.config_yaml import FitConfigSaver
+from training.run.data_fits_model import check_data_fits_model
+from training.run.folders import (
     check_run_name,
     check_writable,
     checkpoint_dir,
@@ -39,9 +38,10 @@ from training.runs import (
     resolve_ckpt_path,
     trusted_net_module,
 )
-from training.same_experiment import changed_settings
-from training.trainer_options import counts_before_fractions
-from training.warning_filters import quiet_known_noise
+from training.run.metrics_csv import METRICS_FILE, ResumableCSVLogger, final_metrics
+from training.run.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
+from training.run.run_lock import RunLock
+from training.run.same_experiment import changed_settings
 
 counts_before_fractions(Trainer.__init__)
 
@@ -267,7 +267,7 @@ class WorkflowCLI(LightningCLI):
     def _check_checkpoint_settings(self) -> None:
         """Refuses a checkpoint whose recorded settings the command changes.
 
-        A resume continues the same experiment (see ``training/same_experiment.py``);
+        A resume continues the same experiment (see ``training/run/same_experiment.py``);
         ``validate``, ``test`` and ``predict`` may use other data, but the weights
         only fit the net they were trained in.
         """
@@ -341,7 +341,7 @@ class WorkflowCLI(LightningCLI):
             raise UserError(f"invalid --trainer options: {reason}") from error
 
     def _lock_run(self, root: str | None, name: str) -> None:
-        """Takes the run before anything is written or printed (``training/run_lock.py``)."""
+        """Takes the run before anything is written or printed (``training/run/run_lock.py``)."""
         # Before the Trainer launches its processes only rank 0's environment says rank 0.
         # fast_dev_run writes nothing, not even a lock.
         fast_dev_run = self.config_init[str(self.subcommand)].trainer.fast_dev_run
@@ -423,8 +423,8 @@ class WorkflowCLI(LightningCLI):
         smoke_test = getattr(trainer, "fast_dev_run", False)
         if not trainer.is_global_zero or smoke_test:
             return
-        from training.plots import find_checkpoint, plot_run
-        from training.predictions import fit_summary
+        from training.outputs.plots import find_checkpoint, plot_run
+        from training.outputs.predictions import fit_summary
 
         config = self._run_config
         directory = log_dir(config.trainer.default_root_dir, config.name)
@@ -451,7 +451,7 @@ class WorkflowCLI(LightningCLI):
 
     def predict(self, **kwargs: Any) -> None:
         """Predicts the test split and writes ``logs/<name>/predictions.csv``."""
-        from training.predictions import write_predictions
+        from training.outputs.predictions import write_predictions
 
         batches = self.trainer.predict(**kwargs)
         if self.trainer.is_global_zero and batches:

@@ -32,7 +32,6 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import ParallelStrategy
 from optuna.trial import TrialState
 
-from training.cli import AUTO, WorkflowCLI, quiet_known_noise
-from training.csv_log import METRICS_FILE, read_metrics
+from training.command_line.cli import AUTO, WorkflowCLI, quiet_known_noise
+from training.command_line.script_process import script_command
 from training.errors import Stopped, TrainingDiverged, UserError, run_script
-from training.process import script_command
-from training.runs import log_dir
-from training.sweep_space import Choice, SweepSpec, load_spec
-from training.sweep_storage import locked, open_storage, release, try_lock
+from training.run.folders import log_dir
+from training.run.metrics_csv import METRICS_FILE, read_metrics
+from training.sweeps.plan import Sweep
+from training.sweeps.space import Choice, SweepSpec, load_spec
+from training.sweeps.storage import locked, open_storage, release, try_lock
 
 HOST = socket.gethostname()
 # A trial asked for but not yet claimed by its process is left alone this long.
@@ -57,51 +57,6 @@ CLAIM_GRACE = timedelta(minutes=1)
 OWN_OPTIONS = ("--name", "--ckpt_path")
 # Where a machine writes its trials' files; not part of the experiment that machines share.
 ROOT_OPTION = "--trainer.default_root_dir"
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A checked sweep: what every worker process needs to run its trials."""
-
-    spec: SweepSpec
-    name: str
-    trials: int
-    storage: str | None
-    args: tuple[str, ...]  # train.py options given to every trial
-    root: str | None  # --trainer.default_root_dir of the trials
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.root or ".") / "sweeps" / self.name
-
-    def run_name(self, number: int) -> str:
-        return f"{self.name}/trial-{number}"
-
-    def trial_args(self, number: int, params: dict[str, Choice]) -> list[str]:
-        options = [item for key, value in params.items() for item in (f"--{key}", cli_value(value))]
-        return [
-            "fit",
-            "--config",
-            str(self.spec.config),
-            *self.args,
-            *options,
-            "--name",
-            self.run_name(number),
-        ]
-
-    def open_study(self) -> optuna.Study:
-        pruner = optuna.pruners.MedianPruner(**self.spec.pruner)
-        storage = open_storage(self.storage, self.folder)
-        return optuna.load_study(study_name=self.name, storage=storage, pruner=pruner)
-
-
-def cli_value(value: Choice) -> str:
-    """A parameter as train.py reads it back exactly (``repr`` of a float round-trips)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 @contextmanager
@@ -527,7 +482,7 @@ def sweep_with(options: argparse.Namespace, trial_args: list[str], command: str)
         failed = [w.exitcode for w in workers if w.exitcode]
         if failed:
             return failed[0]
-    from training.sweep_results import report
+    from training.sweeps.report import report
 
     report(sweep, sweep.open_study())
     return None

@@ -22,7 +22,7 @@ import lightning as L
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from training.checkpoint_io import append_whole, atomic_write_text
+from training.run.atomic_files import append_whole, atomic_write_text
 
 METRICS_FILE = "metrics.csv"
 

@@ -42,11 +42,11 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from training.checkpoint_io import atomic_torch_save, remove_stale_tmp_files
-from training.csv_log import training_row
 from training.errors import FitStopped, TrainingDiverged
-from training.rng import capture_rng_states, restore_rng_states
-from training.stop_signals import StopSignals, exit_code
+from training.run.atomic_files import atomic_torch_save, remove_stale_tmp_files
+from training.run.metrics_csv import training_row
+from training.run.rng_states import capture_rng_states, restore_rng_states
+from training.run.stop_signals import StopSignals, exit_code
 
 LAST = "last.ckpt"
 BEST = "best.ckpt"

@@ -26,11 +26,11 @@ from datamodules.batches import BatchLoader, EpochBatchSampler, TensorPairs
 from datamodules.split import Pair, SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.classification import ClassificationModule
-from training.checkpoint_io import atomic_file
-from training.csv_log import METRICS_FILE, read_metrics
 from training.errors import UserError
-from training.run_checkpoint import BEST, LAST
-from training.runs import checkpoint_dir, read_checkpoint, trusted_net_module
+from training.run.atomic_files import atomic_file
+from training.run.folders import checkpoint_dir, read_checkpoint, trusted_net_module
+from training.run.metrics_csv import METRICS_FILE, read_metrics
+from training.run.run_checkpoint import BEST, LAST
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from training.checkpoint_io import atomic_file
+from training.run.atomic_files import atomic_file
 
 
 def _column(tensor: Tensor, what: str) -> Tensor:

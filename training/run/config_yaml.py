@@ -10,7 +10,7 @@ import yaml
 from jsonargparse import set_dumper
 from lightning.pytorch.cli import SaveConfigCallback
 
-from training.checkpoint_io import atomic_write_text
+from training.run.atomic_files import atomic_write_text
 
 # The characters libyaml writes as PyYAML's own emitter does: the printable part of
 # Unicode's first plane. libyaml escapes the characters beyond it (emoji), and the

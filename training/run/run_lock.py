@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from training.errors import UserError
-from training.runs import log_dir
+from training.run.folders import log_dir
 
 
 class RunInUse(UserError):

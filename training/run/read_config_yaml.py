@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 
 from training.errors import UserError
-from training.runs import trusted_net_module
+from training.run.folders import trusted_net_module
 
-# Where training.config_saver.FitConfigSaver writes it (SaveConfigCallback's config_filename).
+# Where training.run.config_yaml.FitConfigSaver writes it (SaveConfigCallback's config_filename).
 CONFIG_FILE = "config.yaml"
 
 

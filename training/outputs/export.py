@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from lightning_modules.base import WorkflowModule
-from training.checkpoint_io import atomic_file, atomic_torch_save
 from training.errors import UserError
-from training.runs import read_checkpoint
+from training.run.atomic_files import atomic_file, atomic_torch_save
+from training.run.folders import read_checkpoint
 
 # The rows of the example input that ONNX traces; the batch size stays free.
 EXAMPLE_ROWS = 2

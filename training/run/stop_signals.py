@@ -2,7 +2,7 @@
 
 A Python signal handler may run between any two bytecodes, so it only records
 the request; the fit acts on it at the end of the epoch, where ``last.ckpt`` is
-written (see ``training.run_checkpoint``). Lightning's own SIGTERM handler is
+written (see ``training.run.run_checkpoint``). Lightning's own SIGTERM handler is
 replaced while training: it runs a collective inside the handler and ends the
 fit mid-epoch with exit code 0.
 

@@ -1,0 +1,1 @@
+"""The command line: the scripts' subcommands, their parsing, one-line errors and process start."""

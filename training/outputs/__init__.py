@@ -1,0 +1,1 @@
+"""What a run leaves behind: plots, predictions and the exported model."""

@@ -1,0 +1,1 @@
+"""A run's life: its folders, checkpoints, resume, stops, locks and CSV log."""

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps on Optuna: the space, the trials, their storage and report."""
