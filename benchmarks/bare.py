@@ -3,7 +3,7 @@
 Nothing logged, no metrics, no checkpoints, no sanity check, no model summary:
 what is left is the Lightning loop itself (hooks, automatic optimisation,
 train/eval switching, ``inference_mode`` for validation). Batches come from
-the project's ``BatchLoader`` (index slices of in-memory tensors), so the gap
+the project's ``epoch_batches`` (index slices of in-memory tensors), so the gap
 between this and ``plain.py`` is Lightning's, and the gap between this and
 ``project.py`` is what the project adds on top.
 """
@@ -17,7 +17,7 @@ import plain
 import torch
 from torch import Tensor, nn
 
-from datamodules.batches import BatchLoader, EpochBatchSampler, TensorPairs
+from datamodules.batches import TensorPairs, epoch_batches
 
 
 class BareModule(L.LightningModule):
@@ -49,8 +49,8 @@ def fit(
     train = TensorPairs(data.X_train, data.y_train)
     test = TensorPairs(data.X_test, data.y_test)
     shuffle = batch_size is not None
-    train_loader = BatchLoader(train, EpochBatchSampler(len(train), batch_size, shuffle=shuffle))
-    val_loader = BatchLoader(test, EpochBatchSampler(len(test), batch_size))
+    train_loader = epoch_batches(train, batch_size, shuffle, 0, None)
+    val_loader = epoch_batches(test, batch_size, False, 0, None)
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -36,9 +37,15 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
         # The same rows as features[index], in a third of the time on a CPU.
         return self.features.index_select(0, index), self.targets.index_select(0, index)
 
-    def __getitems__(self, positions: list[int]) -> tuple[Tensor, Tensor]:
-        """A batch asked for as a list of positions, by a loader's own ``BatchSampler``."""
-        return self[torch.tensor(positions, device=self.features.device)]
+    def __getitems__(self, positions: Index | list[int]) -> tuple[Tensor, Tensor]:
+        """A whole batch, as the ``DataLoader`` asks for it: what its batch sampler yielded.
+
+        ``EpochBatchSampler`` yields a slice or an index tensor; a loader's own
+        ``BatchSampler`` a list of positions.
+        """
+        if isinstance(positions, list):
+            positions = torch.tensor(positions, device=self.features.device)
+        return self[positions]
 
     def to(self, device: torch.device) -> TensorPairs:
         """The pairs on ``device``: itself when already there, else one copy made there."""
@@ -85,8 +92,20 @@ class EpochBatchSampler(Sampler[Index]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> EpochBatchSampler:
+        """Itself: Lightning sets the epoch of a ``DataLoader``'s ``batch_sampler.sampler``.
+
+        That is where torch's own ``BatchSampler`` keeps the sampler that orders the epoch.
+        """
+        return self
+
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
+
+    def global_batch_size(self, batch_idx: int) -> int:
+        """The size of batch ``batch_idx`` before it is shared among the ranks."""
+        return min(self.batch_size, self.num_samples - batch_idx * self.batch_size)
 
     def _share(self, start: int, stop: int) -> tuple[int, int]:
         size = stop - start
@@ -106,37 +125,6 @@ class EpochBatchSampler(Sampler[Index]):
             yield slice(lo, hi) if order is None else order[lo:hi]
 
 
-class BatchLoader:
-    """The batches of a split: ``dataset[index]`` for each index the sampler yields.
-
-    Lightning takes any iterable with a length as a dataloader. A
-    ``DataLoader`` here would add nothing (no workers, no collate: the sampler
-    already yields whole batches) but its per-batch bookkeeping, about 40 µs
-    per batch on a 2-core CPU, where the notes' whole training step of the
-    circles net at batch 1024 takes about 1 ms. Lightning calls the sampler's
-    ``set_epoch`` through ``sampler`` before every epoch, as it would a
-    ``DataLoader``'s; nothing here draws from the global RNG.
-    """
-
-    # What Lightning reads of a DataLoader to tell whether it shuffles: the sampler decides.
-    batch_sampler = None
-
-    def __init__(self, dataset: TensorPairs, sampler: EpochBatchSampler) -> None:
-        self.dataset = dataset
-        self.sampler = sampler
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for index in self.sampler:
-            yield self.dataset[index]
-
-
-# What a datamodule hands Lightning: its own batches, or a ``DataLoader`` (``sequential_loader``).
-Loader = BatchLoader | DataLoader
-
-
 def _as_batch(pair: Any) -> tuple[Tensor, Tensor]:
     return pair
 
@@ -153,3 +141,58 @@ def sequential_loader(dataset: TensorPairs, batch_size: int) -> DataLoader:
     return DataLoader(
         dataset, batch_size=batch_size, collate_fn=_as_batch, generator=torch.Generator()
     )
+
+
+def epoch_batches(
+    dataset: TensorPairs,
+    batch_size: int | None,
+    shuffle: bool,
+    seed: int,
+    trainer: L.Trainer | None,
+) -> DataLoader:
+    """A ``DataLoader`` of ``dataset``, cut by ``EpochBatchSampler`` where the model runs.
+
+    On a GPU the split is copied there once, when the loader is made, and
+    every batch is a slice of that copy: no per-batch host-to-device copy.
+    The splits themselves stay on the CPU for plots and for the next run.
+    Under data parallelism each rank gets its share of every batch.
+    ``--trainer.overfit_batches`` gets Lightning's own sequential batches.
+    """
+    rank, replicas, device = 0, 1, torch.device("cpu")
+    if trainer is not None:
+        rank, replicas = trainer.global_rank, trainer.world_size
+        device = trainer.strategy.root_device
+        if getattr(trainer, "overfit_batches", 0):
+            return sequential_loader(dataset.to(device), batch_size or len(dataset))
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        rank=rank,
+        num_replicas=replicas,
+        device=device,
+    )
+    # The sampler yields a slice or an index tensor per batch, which TensorPairs takes whole.
+    batches: Any = sampler
+    # A generator of its own: each iterator draws a seed from it, not from the global RNG
+    # that dropout draws from (a resumed epoch must draw what the uninterrupted one drew).
+    return DataLoader(
+        dataset.to(device),
+        batch_sampler=batches,
+        collate_fn=_as_batch,
+        generator=torch.Generator(),
+    )
+
+
+def prediction_batches(
+    dataset: TensorPairs, batch_size: int | None, trainer: L.Trainer | None
+) -> DataLoader:
+    """The split in order, on the model's device, through the loader's own ``BatchSampler``.
+
+    Lightning records which samples each batch of such a loader holds and
+    hands their positions to a ``BasePredictionWriter`` callback. Predicting
+    runs once, so its per-batch cost does not matter here.
+    """
+    device = torch.device("cpu") if trainer is None else trainer.strategy.root_device
+    return sequential_loader(dataset.to(device), batch_size or len(dataset))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.split import SplitDataModule, Splits, check_fraction, check_not_empty
+from datamodules.split import SplitDataModule, Splits
+from datamodules.split_checks import check_line_split
 
 
 class LinearDataModule(SplitDataModule):
@@ -35,27 +36,7 @@ class LinearDataModule(SplitDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        if step <= 0:
-            raise ValueError(f"step must be positive, got {step}")
-        if start >= end:
-            raise ValueError(f"start must be below end, got start={start} and end={end}")
-        check_fraction("train_fraction", train_fraction)
-        check_fraction("val_size", val_size, zero_allowed=True)
-        self.num_points = len(torch.arange(start, end, step))
-        self.before_test = int(train_fraction * self.num_points)
-        self.num_val = round(val_size * self.num_points)
-        sizes = {
-            "train": self.before_test - self.num_val,
-            "val": self.num_val,
-            "test": self.num_points - self.before_test,
-        }
-        if val_size == 0:
-            del sizes["val"]
-        check_not_empty(
-            f"train_fraction={train_fraction} and val_size={val_size} of {self.num_points} points",
-            sizes,
-            "use more points (a smaller step), or another train_fraction or val_size",
-        )
+        check_line_split(start, end, step, train_fraction, val_size)
         self.weight = weight
         self.bias = bias
         self.start = start
@@ -67,8 +48,9 @@ class LinearDataModule(SplitDataModule):
     def make_splits(self) -> Splits:
         X = torch.arange(self.start, self.end, self.step).unsqueeze(dim=1)
         y = self.weight * X + self.bias
-        train_end, test_start = self.before_test - self.num_val, self.before_test
+        test_start = int(self.train_fraction * len(X))
+        train_end = test_start - round(self.val_size * len(X))
         train = X[:train_end], y[:train_end]
         test = X[test_start:], y[test_start:]
-        val = (X[train_end:test_start], y[train_end:test_start]) if self.num_val else None
+        val = (X[train_end:test_start], y[train_end:test_start]) if self.val_size else None
         return Splits(train, val, test)

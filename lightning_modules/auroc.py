@@ -17,8 +17,6 @@ from torch import Tensor
 from torchmetrics import classification
 from torchmetrics.utilities.data import dim_zero_cat
 
-from lightning_modules.batch_mean import StepMetric
-
 _SAME_WIDTH_INTEGER = {
     torch.float16: torch.int16,
     torch.bfloat16: torch.int16,
@@ -59,7 +57,7 @@ def roc_area(probabilities: Tensor, targets: Tensor) -> Tensor:
     return torch.trapezoid(tpr, fpr)
 
 
-class BinaryAUROC(StepMetric, classification.BinaryAUROC):
+class BinaryAUROC(classification.BinaryAUROC):
     """torchmetrics' exact ``BinaryAUROC``, its ``compute`` being ``roc_area``.
 
     The states (every probability and target of the epoch) and their

@@ -12,7 +12,7 @@ from torchmetrics.classification import MulticlassAUROC, MulticlassF1Score
 
 from lightning_modules.auroc import BinaryAUROC
 from lightning_modules.base import WorkflowModule
-from lightning_modules.batch_mean import Accuracy, BinaryF1
+from lightning_modules.counting_metrics import Accuracy, BinaryF1
 
 
 class ClassificationModule(WorkflowModule):

@@ -12,10 +12,7 @@ from lightning_modules.base import WorkflowModule
 
 
 class RegressionModule(WorkflowModule):
-    """``nn.L1Loss`` with SGD at lr 0.01, as in the notes; logs the loss and MSE.
-
-    The L1 loss is the mean absolute error, so no separate MAE metric repeats it.
-    """
+    """``nn.L1Loss`` (mean absolute error) with SGD at lr 0.01, as in the notes; logs MSE too."""
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from datamodules import BlobsDataModule, CirclesDataModule, LinearDataModule
-from datamodules.split import shuffled_split_sizes
+from datamodules.sklearn_split import shuffled_split_sizes
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import RunCLI, snapshot
