@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from lightning import Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -24,7 +24,7 @@ from training.command_line.known_warnings import quiet_known_noise
 from training.command_line.one_line_errors import OneLineErrorParser, first_reason
 from training.command_line.script_process import script_command
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
-from training.lightning_private import counts_before_fractions
+from training.lightning_private import ResolvesCkptPath, counts_before_fractions
 from training.run.atomic_files import AtomicCheckpointIO, remove_stale_tmp_files
 from training.run.config_yaml import FitConfigSaver
 from training.run.data_fits_model import check_data_fits_model
@@ -68,7 +68,7 @@ def _subcommand_named(argv: list[str]) -> str | None:
     return None
 
 
-class WorkflowCLI(LightningCLI):
+class WorkflowCLI(ResolvesCkptPath):
     """LightningCLI with run names, exact resume and checks before anything is written."""
 
     checkpoint: dict[str, Any] | None = None
@@ -111,7 +111,7 @@ class WorkflowCLI(LightningCLI):
             run=run,
         )
 
-    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
+    def offered_subcommands(self, every: dict[str, set[str]]) -> dict[str, set[str]]:
         """LightningCLI's subcommands: only the one the command line names, when it names one.
 
         LightningCLI builds a full parser (every Trainer, model and data option)
@@ -119,7 +119,6 @@ class WorkflowCLI(LightningCLI):
         one, and building the other three costs more than a short fit.
         ``train.py --help``, or a subcommand it does not know, gets all four.
         """
-        every = super().subcommands()
         named = _subcommand_named(self.argv)
         return {named: every[named]} if named in every else every
 
@@ -142,7 +141,7 @@ class WorkflowCLI(LightningCLI):
     def _run_config(self) -> Any:
         return self.config[self.config.subcommand]
 
-    def _parse_ckpt_path(self) -> None:
+    def resolve_ckpt_path(self) -> None:
         """Resolves ``--ckpt_path last|best|<file>`` and checks the checkpoint before anything runs.
 
         Replaces LightningCLI's own step, which overwrites the configured model

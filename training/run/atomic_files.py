@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-from lightning.fabric.utilities.cloud_io import _load as pl_load
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from training.errors import WriteFailed
@@ -126,12 +124,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, saving atomically and loading with ``weights_only=True``."""
 
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         atomic_torch_save(checkpoint, Path(path))
 
     def load_checkpoint(
-        self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
+        self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         # Tensors saved on a GPU load on the CPU first; the Trainer then moves them.
-        return pl_load(path, map_location=map_location or "cpu", weights_only=True)
+        location: Any = map_location or "cpu"  # torch.load takes a device name too
+        return super().load_checkpoint(path, map_location=location, weights_only=True)

@@ -43,6 +43,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
 from training.errors import FitStopped, TrainingDiverged
+from training.lightning_private import dump_checkpoint
 from training.run.atomic_files import atomic_torch_save, remove_stale_tmp_files
 from training.run.metrics_csv import training_row
 from training.run.rng_states import capture_rng_states, restore_rng_states
@@ -264,8 +265,7 @@ class RunCheckpoint(Checkpoint):
 
     def _keep_snapshot(self, trainer: L.Trainer, epochs_done: int) -> None:
         """What ``last.ckpt`` would hold now, kept in memory for a stop that cannot wait."""
-        # Lightning has no public way to build a checkpoint without writing it.
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        checkpoint = dump_checkpoint(trainer, weights_only=False)
         self._snapshot = (epochs_done, copy.deepcopy(checkpoint))
 
     def _give_up(self, trainer: L.Trainer, signum: int, why: str) -> None:
@@ -291,8 +291,7 @@ class RunCheckpoint(Checkpoint):
 
     def _write_best(self, trainer: L.Trainer) -> None:
         if self._best_state is not None and trainer.is_global_zero:
-            # Lightning has no public way to build a checkpoint without writing it.
-            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=True)
+            checkpoint = dump_checkpoint(trainer, weights_only=True)
             checkpoint.update(
                 state_dict=self._best_state, epoch=self.best_epoch, global_step=self._best_step
             )
