@@ -3,6 +3,7 @@
     python benchmarks/run.py              # every scenario, 5 alternating repeats each
     python benchmarks/run.py --quick      # 2 repeats
     python benchmarks/run.py --only linear --only process
+    python benchmarks/run.py --out docs/benchmarks.md   # what make bench runs
 
 Both sides train the same net on the same data with the same batch size,
 epochs and validation every epoch. The plain side is ``plain.py`` (the notes'
@@ -18,16 +19,22 @@ Torch runs on one thread (``--threads 1``) on both sides by default: on a busy
 2-core machine its default two threads spin against other processes and make
 a 1000-epoch fit of a tiny net 20x slower, noise that would swamp the ratios.
 ``--threads 0`` keeps torch's default.
+
+With ``--out`` the figures also go to a markdown page (``make bench`` writes
+``docs/benchmarks.md``), rewritten whole after every scenario, so a run that
+stops leaves the rows it measured and says where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import gc
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -42,6 +49,8 @@ import bare
 import plain
 import project
 import torch
+
+from training.run.atomic_files import atomic_write_text
 
 ROOT = project.ROOT
 PYTHON = sys.executable
@@ -624,6 +633,50 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def summary(repeats: int, seconds: float) -> str:
+    return (
+        f"Medians of {repeats} alternating repeats (memory: at most 2), min-max beside them;"
+        " project/plain: the median of the per-repeat ratios;"
+        f" {seconds:.0f} s in all. Fit times exclude making the data;"
+        f" rows 5 and 6 are whole processes. Torch threads: {torch.get_num_threads()}."
+    )
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass
+class Page:
+    """The markdown page ``--out`` names, written whole after every scenario."""
+
+    path: Path
+    command: str
+    machine: list[str]
+    started: datetime.datetime
+
+    def write(self, rows: list[Row], state: str, footer: str = "") -> None:
+        text = [
+            "# Benchmark figures",
+            "",
+            "Written by `make bench` (`.venv/bin/python benchmarks/run.py --out"
+            " docs/benchmarks.md`), which rewrites this file after every scenario it"
+            " measures: do not edit it by hand. What the rows measure and why:"
+            " [Performance](performance.md).",
+            "",
+            f"This run: `{self.command}`, started {self.started:%Y-%m-%d %H:%M} UTC; {state}.",
+            "",
+            "## Lightning project vs the notes' plain loop",
+            "",
+            *self.machine,
+            "",
+            *table(rows),
+        ]
+        if footer:
+            text += ["", footer]
+        atomic_write_text(self.path, "\n".join(text) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5")
@@ -632,25 +685,38 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", choices=[*SCENARIOS, "gpu"], help="repeatable; gpu needs CUDA"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: torch's default")
+    parser.add_argument(
+        "--out", type=Path, help="also write the figures to this markdown page, after each scenario"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
     bench = Bench(repeats, args.threads)
+    names = args.only or SCENARIOS
+    machine_lines = machine()
+    command = shlex.join(["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    page = Page(args.out, command, machine_lines, utc_now()) if args.out else None
     print("## Lightning project vs the notes' plain loop\n")
-    print("\n".join(machine()), flush=True)
+    print("\n".join(machine_lines), flush=True)
     start = time.perf_counter()
     rows: list[Row] = []
-    for name in args.only or SCENARIOS:
+    for done, name in enumerate(names):
+        if page:
+            page.write(rows, f"still running: {done} of {len(names)} scenarios done, `{name}` next")
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += bench.scenario(name)
+        try:
+            rows += bench.scenario(name)
+        except BaseException as error:  # recorded on the page, then raised as it was
+            if page:
+                page.write(rows, f"stopped during `{name}` by {type(error).__name__}")
+            raise
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"- load average at end: {load}\n")
     print("\n".join(table(rows)))
-    print(
-        f"\nMedians of {repeats} alternating repeats (memory: at most 2), min-max beside them;"
-        " project/plain: the median of the per-repeat ratios;"
-        f" {time.perf_counter() - start:.0f} s in all. Fit times exclude making the data;"
-        f" rows 5 and 6 are whole processes. Torch threads: {torch.get_num_threads()}."
-    )
+    footer = summary(repeats, time.perf_counter() - start)
+    print(f"\n{footer}")
+    if page:
+        page.machine.append(f"- load average at end: {load}")
+        page.write(rows, f"finished {utc_now():%Y-%m-%d %H:%M} UTC", footer)
     return 0
 
 

@@ -254,7 +254,7 @@ def test_timed_checkpoint_writes_never_hang(repeat: int, tmp_path: Path) -> None
 
 def readme_ddp_commands() -> list[list[str]]:
     """The README's data-parallel commands, runnable here: this Python, a free port."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    text = (ROOT / "docs/devices.md").read_text().replace("\\\n", " ")
     lines = re.findall(r"^(?:\.venv/bin/python|torchrun) .*--trainer\.strategy ddp.*$", text, re.M)
     commands = []
     for line in lines:
