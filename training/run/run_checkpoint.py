@@ -18,6 +18,21 @@ a barrier), so what decides a write is agreed by all ranks at each epoch's end:
 rank 0's clock decides the cadence, and a stop signal or a diverged loss on any
 rank stops them all.
 
+Why not Lightning's ``ModelCheckpoint(train_time_interval=...)`` and
+``EarlyStopping(check_finite=True)``, which do the nearest jobs:
+
+- a resume must be bit-exact, and ``ModelCheckpoint`` saves no RNG states and
+  not the epoch's training row, which Lightning logs only after it has saved;
+- with a time interval every rank reads its own clock, so under data
+  parallelism one rank can enter the checkpoint's barrier while another does
+  not, and both wait for good; here rank 0's clock decides, agreed in the
+  one collective per epoch that also carries stop signals and divergence;
+- ``EarlyStopping`` stops a diverged fit but says nothing of the last good
+  checkpoint, and exits 0; here it is one line, exit code 1, and
+  ``last.ckpt`` still holds the last finite epoch;
+- ``best.ckpt`` is kept in memory and written just before ``last.ckpt``, so
+  that a full disk never leaves ``last.ckpt`` ahead of ``best.ckpt``.
+
 SIGINT or SIGTERM stops the fit at the end of the current epoch, with that
 epoch in ``last.ckpt``. A data-parallel rank that cannot get there (a peer is
 stuck in a collective) gives up after ``stop_grace_seconds``; rank 0 then
