@@ -25,6 +25,7 @@ from torchmetrics.functional.classification import (
 from datamodules import CirclesDataModule
 from lightning_modules import ClassificationModule
 from lightning_modules.models import CircleModelV2
+from tests.conftest import RunCLI
 from training.run.metrics_csv import ResumableCSVLogger, read_metrics
 
 EPOCHS = 3
@@ -199,3 +200,16 @@ def test_a_resume_adds_the_training_row_a_kill_kept_from_the_file(tmp_path: Path
         ("1", "1", "", "0.4"),
         ("1", "1", "0.45", ""),
     ]
+
+
+def test_a_resume_with_a_schedule_logs_each_epoch_once(run_cli: RunCLI, tmp_path: Path) -> None:
+    """The epoch's training row carries ``lr`` too; the resume must find it in the file."""
+    schedule = ["--model.lr_scheduler", "StepLR", "--model.lr_scheduler.step_size", "1"]
+    straight = tmp_path / "straight"
+    common = ["circles.yaml", *schedule, "--checkpoint.every_n_seconds", "0"]
+    where = ["--trainer.default_root_dir", str(straight)]
+    assert run_cli("fit", *common, "--trainer.max_epochs", "4", *where)[0] == 0
+    assert run_cli("fit", *common, "--trainer.max_epochs", "2")[0] == 0
+    assert run_cli("fit", *common, "--trainer.max_epochs", "4", "--ckpt_path", "last")[0] == 0
+    metrics = Path("logs/circles/metrics.csv")
+    assert (tmp_path / metrics).read_text() == (straight / metrics).read_text()

@@ -147,9 +147,14 @@ def training_row(trainer: L.Trainer, epoch: int) -> dict[str, Any]:
     """The row Lightning logs for training epoch ``epoch`` once its ``on_train_epoch_end`` is over.
 
     Lightning logs a training epoch's values at the step before the next
-    epoch's first; they are its ``train/`` values.
+    epoch's first: everything logged in it but the validation's ``val/``
+    values (its ``train/`` values, and ``lr`` with a schedule).
     """
-    values = {k: float(v) for k, v in trainer.logged_metrics.items() if k.startswith("train/")}
+    values = {
+        k: float(v)
+        for k, v in trainer.logged_metrics.items()
+        if not k.startswith("val/") and k != "epoch"
+    }
     return metrics_row({"epoch": epoch, **values}, trainer.global_step - 1)
 
 
