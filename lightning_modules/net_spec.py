@@ -11,13 +11,32 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 NetSpec = dict[str, Any]
 PLAIN_DATA = (bool, int, float, str, type(None))
+T = TypeVar("T")
+
+
+class NotASubclass(ValueError):
+    """A class path that names no class, or a class not derived from the one expected."""
+
+
+def import_class(class_path: object, base: type[T]) -> type[T]:
+    """The class at ``package.module.Class``, which must be ``base`` or derive from it.
+
+    Importing its module runs that module's code: callers check first that
+    they may. An ImportError of the module itself is left to the caller, which
+    knows what to say about the folders on ``PYTHONPATH``.
+    """
+    module_name, _, class_name = str(class_path).rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name, None) if module_name else None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise NotASubclass(f"{class_path!r} is not a {base.__name__} class")
+    return cls
 
 
 def net_spec(net: nn.Module) -> NetSpec:
@@ -68,10 +87,7 @@ def build_net(spec: Mapping[str, Any], trust: Sequence[str] = ()) -> nn.Module:
     ``trust`` are imported and called: importing any other module could run its code.
     """
     check_trusted(spec, trust)
-    module_name, _, class_name = str(spec["class_path"]).rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"{spec['class_path']!r} is not an nn.Module class")
+    cls = import_class(spec["class_path"], nn.Module)
     return cls(**dict(spec.get("init_args") or {}))
 
 

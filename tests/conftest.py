@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from training.command_line.known_warnings import quiet_known_noise
 from training.command_line.script_process import long_lived_imports
 
 if TYPE_CHECKING:
@@ -35,8 +36,20 @@ def pytest_collection(session: pytest.Session) -> Iterator[None]:
     The collector neither walks the millions of objects the imports make
     while they are made, nor at any full collection during the tests.
     """
+    quiet_known_noise()
     with long_lived_imports():
         return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Filters the project's known noise in each test, as ``scripts/train.py`` does as it starts.
+
+    pytest puts back its own warning filters around every test, so one call at
+    import would not last; here it comes before any fixture, the module-scoped
+    fits included.
+    """
+    quiet_known_noise()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

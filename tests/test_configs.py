@@ -11,13 +11,11 @@ import torch
 from tests.conftest import CONFIGS, RunCLI, load_state_dict
 
 
-def test_metric(tmp_path: Path, name: str, metric: str = "test/acc") -> float:
+def metric_from_test(tmp_path: Path, name: str, metric: str = "test/acc") -> float:
+    """The last value of ``metric`` that ``test`` logged for the run ``name`` under ``tmp_path``."""
     with open(tmp_path / "logs" / name / "test" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     return float(rows[-1][metric])
-
-
-test_metric.__test__ = False  # type: ignore[attr-defined]
 
 
 def epochs_validating_once(epochs: int) -> list[str]:
@@ -52,18 +50,18 @@ def test_linear_after_200_epochs_matches_the_course(run_cli: RunCLI, tmp_path: P
 def test_circles_recipe_reaches_99_percent(run_cli: RunCLI, tmp_path: Path) -> None:
     assert run_cli("fit", "circles.yaml")[0] == 0
     assert run_cli("test", "circles.yaml", "--ckpt_path", "best")[0] == 0
-    assert test_metric(tmp_path, "circles") >= 0.99
+    assert metric_from_test(tmp_path, "circles") >= 0.99
 
 
 def test_linear_circle_model_stays_near_chance(run_cli: RunCLI, tmp_path: Path) -> None:
     assert run_cli("fit", "circles_v0.yaml", *epochs_validating_once(100))[0] == 0
     assert run_cli("test", "circles_v0.yaml", "--ckpt_path", "last")[0] == 0
-    assert 0.4 <= test_metric(tmp_path, "circles_v0") <= 0.6
+    assert 0.4 <= metric_from_test(tmp_path, "circles_v0") <= 0.6
 
 
 def test_course_recipe_reaches_what_the_readme_says(run_cli: RunCLI, tmp_path: Path) -> None:
     """SGD at lr 0.1 for 1000 full-batch epochs: still learning, 86.5% (the course saw 79%)."""
     assert run_cli("fit", "circles_course.yaml", *epochs_validating_once(1000))[0] == 0
     assert run_cli("test", "circles_course.yaml", "--ckpt_path", "last")[0] == 0
-    assert test_metric(tmp_path, "circles_course") == pytest.approx(0.865, abs=0.006)
-    assert torch.isfinite(torch.tensor(test_metric(tmp_path, "circles_course", "test/loss")))
+    assert metric_from_test(tmp_path, "circles_course") == pytest.approx(0.865, abs=0.006)
+    assert torch.isfinite(torch.tensor(metric_from_test(tmp_path, "circles_course", "test/loss")))

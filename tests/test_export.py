@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -24,6 +25,7 @@ from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import fit_once, load_script, snapshot
 from tests.test_errors import _RunsCode
+from training.outputs.export import export
 from training.run.atomic_files import TMP_SUFFIX
 
 
@@ -127,6 +129,23 @@ def test_the_onnx_file_is_on_disk_before_it_takes_its_name(
     onnx = tmp_path / "best.onnx"
     tmp = f"{onnx}.{os.getpid()}{TMP_SUFFIX}"
     assert done[-3:] == [("fsync", tmp), ("rename", f"{tmp} -> {onnx}"), ("fsync", str(tmp_path))]
+
+
+def test_the_export_reads_the_checkpoint_once(
+    linear_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file that ``read_checkpoint`` checked is the one exported: no second read to disagree."""
+    reads: list[object] = []
+    load = torch.load
+
+    def counted_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(f)
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    checkpoint = linear_export / "best.ckpt"
+    export(checkpoint, tmp_path)
+    assert reads == [checkpoint]
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,12 @@ import csv
 import shutil
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
+import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from datamodules import CirclesDataModule, LinearDataModule
@@ -22,11 +23,17 @@ from datamodules.split import SplitDataModule, Splits
 from lightning_modules import ClassificationModule, RegressionModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.models import CircleModelV2
-from tests.conftest import RunCLI, fit_once, load_script
-from tests.test_configs import test_metric
+from tests.conftest import RunCLI, assert_same_state, fit_once, load_script, load_state_dict
+from tests.test_configs import metric_from_test
 from training.outputs import plots
 from training.outputs.plots import plot_decision_boundary, write_fit_plots
-from training.outputs.predictions import fit_summary, write_predictions
+from training.outputs.predictions import (
+    PREDICT_CHUNK,
+    bare_trainer,
+    fit_summary,
+    predict,
+    write_predictions,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,6 +59,14 @@ def circles_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def last_checkpoint(log_dir: Path) -> Path:
     return log_dir.parents[1] / "checkpoints" / log_dir.name / "last.ckpt"
+
+
+def copy_of_run(run: Path, root: Path) -> Path:
+    """``run``'s log dir and checkpoints copied under ``root``; returns the copy's log dir."""
+    log_dir = root / "logs" / run.name
+    shutil.copytree(run, log_dir)
+    shutil.copytree(last_checkpoint(run).parent, root / "checkpoints" / run.name)
+    return log_dir
 
 
 def plot_script() -> ModuleType:
@@ -103,18 +118,25 @@ def test_decision_boundary_of_several_classes(tmp_path: Path) -> None:
     assert_readable_pngs([path], ["decision_boundary.png"])
 
 
-def predict(module: WorkflowModule, datamodule: SplitDataModule, root: Path) -> list:
-    trainer = L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
-    batches = trainer.predict(module, datamodule=datamodule)
-    assert batches is not None
+def predict_test_split(module: WorkflowModule, datamodule: SplitDataModule) -> list:
+    """``predict_step``'s batches of the datamodule's predict split, as the CLI gets them."""
+    batches: list = bare_trainer().predict(module, datamodule=datamodule)  # type: ignore[assignment]
     return batches
+
+
+def test_predict_gives_the_eval_mode_predictions_of_every_row_in_order() -> None:
+    """More rows than one batch holds, through a net with dropout, in train mode."""
+    torch.manual_seed(0)
+    module = ClassificationModule(CircleModelV2(dropout=0.5))
+    grid, points = torch.randn(PREDICT_CHUNK + 5, 2), torch.randn(7, 2)
+
+    on_grid, on_points = predict(module, grid, points)
+
+    assert module.training, "predict gives the module back in the mode it had"
+    module.eval()  # the reference: the notes' predictions, made by hand (§2.4)
+    with torch.inference_mode():
+        assert torch.equal(on_grid, module.prediction(module(grid)))
+        assert torch.equal(on_points, module.prediction(module(points)))
 
 
 @pytest.mark.parametrize("batch_size", [None, 3])
@@ -125,7 +147,7 @@ def test_write_predictions_gives_one_row_per_sample(
     module = ClassificationModule.load_from_checkpoint(
         last_checkpoint(circles_run), map_location="cpu", weights_only=True
     )
-    batches = predict(module, datamodule, tmp_path)
+    batches = predict_test_split(module, datamodule)
 
     path = write_predictions(batches, tmp_path / "predictions.csv")
 
@@ -143,7 +165,7 @@ def test_write_predictions_of_a_regression(linear_run: Path, tmp_path: Path) -> 
     module = RegressionModule.load_from_checkpoint(
         last_checkpoint(linear_run), map_location="cpu", weights_only=True
     )
-    path = write_predictions(predict(module, datamodule, tmp_path), tmp_path / "p.csv")
+    path = write_predictions(predict_test_split(module, datamodule), tmp_path / "p.csv")
 
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -170,9 +192,7 @@ def test_fit_summary_is_one_line_train_then_val() -> None:
 def test_plot_script_redraws_a_fit(
     linear_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    log_dir = tmp_path / "logs" / "linear"
-    shutil.copytree(linear_run, log_dir)
-    shutil.copytree(last_checkpoint(linear_run).parent, tmp_path / "checkpoints" / "linear")
+    log_dir = copy_of_run(linear_run, tmp_path)
     for png in log_dir.glob("*.png"):
         png.unlink()
 
@@ -214,14 +234,87 @@ def test_plot_script_refuses_a_run_without_checkpoint(
     assert_fails_cleanly([str(log_dir)], capsys, "fit the run first")
 
 
-def test_a_large_dataset_is_drawn_from_a_fixed_sample(tmp_path: Path) -> None:
-    from datamodules import CirclesDataModule
-    from training.outputs.plots import MAX_POINTS, plot_data
+@pytest.mark.parametrize("class_path", ["collections.OrderedDict", "no_such_module.Data", "Data"])
+def test_plot_script_refuses_a_config_naming_other_data(
+    linear_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], class_path: str
+) -> None:
+    log_dir = copy_of_run(linear_run, tmp_path)
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    config["data"]["class_path"] = class_path
+    (log_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    says = (
+        f"config.yaml names data {class_path!r}, which is not a SplitDataModule;"
+        " pass the log dir of a fit of this project"
+    )
+    assert_fails_cleanly([str(log_dir)], capsys, says)
 
-    datamodule = CirclesDataModule(n_samples=3 * MAX_POINTS)
-    path = plot_data(datamodule, tmp_path / "data.png")
-    with Image.open(path) as image:
-        assert image.width >= 600
+
+def test_a_damaged_config_yaml_is_one_line_to_plot_and_export(
+    linear_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both read it through ``read_config_yaml``: the same line, whatever PyYAML says below it."""
+    log_dir = copy_of_run(linear_run, tmp_path)
+    (log_dir / "config.yaml").write_text("model: [\n")
+    says = (
+        f"error: cannot read {log_dir / 'config.yaml'} (expected the node content, but found"
+        " '<stream end>' at line 2, column 1); fit the run again to rewrite it\n"
+    )
+    assert plot_script().main([str(log_dir)]) == 2
+    assert capsys.readouterr().err == says
+    assert load_script("export").main(["--name", "linear", "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == says
+
+
+def test_the_plots_read_the_checkpoint_once_and_draw_its_weights(
+    linear_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file that ``read_checkpoint`` checked is the one drawn: no second read to disagree."""
+    reads: list[object] = []
+    drawn: list[WorkflowModule] = []
+    load = torch.load
+
+    def counted_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(f)
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    monkeypatch.setattr(
+        plots, "write_fit_plots", lambda _dir, _data, module, _w: drawn.append(module)
+    )
+    checkpoint = last_checkpoint(linear_run)
+    plots.plot_run(linear_run, checkpoint, LinearDataModule(), RegressionModule, [])
+    monkeypatch.undo()
+
+    assert reads == [checkpoint]
+    (module,) = drawn
+    assert_same_state(module.state_dict(), load_state_dict(checkpoint))
+
+
+def test_a_large_dataset_is_drawn_from_a_fixed_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MAX_POINTS`` of each split, the same ones every time; the title counts them all."""
+    drawn: list[tuple[str, dict[str, Any]]] = []
+
+    def save(figure: Figure, path: Path) -> Path:
+        (ax,) = figure.axes
+        points = {str(c.get_label()): np.asarray(c.get_offsets()) for c in ax.collections}
+        drawn.append((ax.get_title(), points))
+        return path
+
+    monkeypatch.setattr(plots, "save_png", save)
+    datamodule = CirclesDataModule(n_samples=3 * plots.MAX_POINTS)
+    for _ in range(2):
+        plots.plot_data(datamodule, tmp_path / "data.png")
+
+    (title, points), (title_again, points_again) = drawn
+    assert title_again == title and points_again.keys() == points.keys()
+    assert all(np.array_equal(points_again[label], points[label]) for label in points)
+    assert title == "Training and test data (24000 train, 6000 test)"
+    per_split = {"train": 0, "test": 0}
+    for label, offsets in points.items():
+        per_split[label.partition(",")[0]] += len(offsets)
+    assert per_split == {"train": plots.MAX_POINTS, "test": 6000}
 
 
 def test_plots_and_predictions_score_the_model_as_test_does(
@@ -240,7 +333,7 @@ def test_plots_and_predictions_score_the_model_as_test_does(
     assert run_cli("test", "circles.yaml", *dropout, "--ckpt_path", "best")[0] == 0
     assert run_cli("predict", "circles.yaml", *dropout, "--ckpt_path", "best")[0] == 0
 
-    accuracy = test_metric(tmp_path, "circles")
+    accuracy = metric_from_test(tmp_path, "circles")
     assert 0.6 < accuracy < 1.0, "a model still learning, whose predictions dropout would change"
     assert titles["decision_boundary.png"][1] == f"Test (200 points, accuracy {accuracy:.1%})"
     with open(tmp_path / "logs" / "circles" / "predictions.csv", newline="") as f:

@@ -34,11 +34,12 @@ from tests.conftest import (
 )
 from training.command_line.cli import main as train_main
 from training.errors import UserError
+from training.run.file_lock import release
 from training.run.metrics_csv import METRICS_FILE as METRICS
 from training.run.metrics_csv import final_metrics, read_metrics
 from training.sweeps import sweep
 from training.sweeps.report import report
-from training.sweeps.storage import open_storage, release
+from training.sweeps.storage import open_storage
 
 SWEEP = ROOT / "scripts" / "sweep.py"
 EPOCHS = ["--trainer.max_epochs", "3"]
@@ -209,6 +210,32 @@ def test_bad_input_is_one_line_and_starts_nothing(
     assert err.startswith("error: ") and expected in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert snapshot(root) == {}
+
+
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        (["--workers", "two"], "argument --workers: invalid int value: 'two'"),
+        (["--trials"], "argument --trials: expected one argument"),
+        ([], "the following arguments are required: --config"),
+    ],
+)
+def test_a_bad_sweep_option_is_one_line_and_starts_nothing(
+    options: list[str],
+    says: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As ``train.py`` says a bad option: one line with the usage, not argparse's usage text."""
+    monkeypatch.setattr(sys, "argv", [str(SWEEP)])
+    monkeypatch.chdir(tmp_path)
+    config = ["--config", str(sweep_file(tmp_path))] if options else []
+    before = snapshot(tmp_path)
+    assert sweep.main([*config, *options]) == 2
+    usage = "python scripts/sweep.py --config SWEEP.yaml [train.py options]"
+    assert capsys.readouterr().err == f"error: {says} (usage: {usage})\n"
+    assert snapshot(tmp_path) == before
 
 
 # Trial options under which a sweep has nothing to compare, or trials would not be one process.
@@ -723,7 +750,7 @@ def test_the_readme_sweep_commands_run_as_written(
 
     The PostgreSQL recipe runs in ``test_two_workers_share_a_sweep_in_postgresql``.
     """
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs/sweeps.md").read_text()
     sweeps = re.findall(r"^\.venv/bin/python scripts/sweep\.py (.+)$", text, flags=re.MULTILINE)
     trains = re.findall(r"`scripts/train\.py ((?:fit|test) --config (?:logs|sweeps)/[^`]+)`", text)
     assert len(sweeps) >= 2 and len(trains) == 2

@@ -18,13 +18,11 @@ import torch
 
 from tests.conftest import CONFIGS, TRAIN
 from training.command_line.cli import WorkflowCLI
-from training.command_line.known_warnings import quiet_known_noise
 
 Check = Callable[[WorkflowCLI, Path, str], None]
 
 
 def fit(tmp_path: Path, *args: str) -> WorkflowCLI:
-    quiet_known_noise()
     return WorkflowCLI(
         args=[
             "fit",

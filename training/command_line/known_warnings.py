@@ -1,4 +1,9 @@
-"""Third-party messages that do not apply to this project, each filtered narrowly."""
+"""Third-party messages that do not apply to this project, each filtered narrowly.
+
+The one list: the scripts call ``quiet_known_noise`` as they start, and the
+tests before each test (``tests/conftest.py``), because pytest puts back its
+own warning filters around every test.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,23 @@ JSONARGPARSE_DEPRECATIONS = (
     r"(?s).*(deprecated in v4\.49\.0|only one JsonargparseDeprecationWarning)"
 )
 LIGHTNING_CLI = r"lightning\.pytorch\.cli"
+
+
+class _DropStartingWith(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
+# One object each: a logger adds a filter it already holds only once, however often
+# quiet_known_noise is called.
+# An advert for a cloud service, printed on every fit.
+_TIP = _DropStartingWith("💡 Tip")
+# The seed is in the config; said before validation, it would precede every error line.
+_SEED_SET = _DropStartingWith("Seed set to")
 
 
 def quiet_known_noise() -> None:
@@ -28,16 +50,5 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # Metrics are logged once per epoch, never per step, so the step interval never applies.
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-
-    class _Drop(logging.Filter):
-        def __init__(self, start: str) -> None:
-            super().__init__()
-            self.start = start
-
-        def filter(self, record: logging.LogRecord) -> bool:
-            return not record.getMessage().startswith(self.start)
-
-    # An advert for a cloud service, printed on every fit.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_Drop("💡 Tip"))
-    # The seed is in the config; said before validation, it would precede every error line.
-    logging.getLogger("lightning.fabric.utilities.seed").addFilter(_Drop("Seed set to"))
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_TIP)
+    logging.getLogger("lightning.fabric.utilities.seed").addFilter(_SEED_SET)

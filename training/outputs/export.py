@@ -25,12 +25,15 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from lightning_modules.base import WorkflowModule
+from training.command_line.known_warnings import quiet_known_noise
 from training.errors import UserError
+from training.outputs.trained_module import trained_module
 from training.run.atomic_files import atomic_file, atomic_torch_save
 from training.run.folders import read_checkpoint
 
@@ -58,9 +61,9 @@ def export(
     whose net comes from a module not in ``trust``, is refused in one line
     before anything is built or written.
     """
-    read_exportable(checkpoint_path, trust)
+    checkpoint = read_exportable(checkpoint_path, trust)
     # Only the net is exported: the task around it (loss, metrics) does not matter here.
-    module = WorkflowModule.load_from_checkpoint(checkpoint_path, map_location="cpu", trust=trust)
+    module = trained_module(WorkflowModule, checkpoint, trust)
     directory = Path(out_dir) if out_dir is not None else checkpoint_path.parent
     state_path = directory / f"{checkpoint_path.stem}.pth"
     onnx_path = directory / f"{checkpoint_path.stem}.onnx"
@@ -87,7 +90,7 @@ def export(
     return [state_path, onnx_path]
 
 
-def read_exportable(path: Path, trust: Sequence[str]) -> None:
+def read_exportable(path: Path, trust: Sequence[str]) -> dict[str, Any]:
     """``read_checkpoint``, with its refusals of the net said in ``scripts/export.py``'s terms.
 
     ``read_checkpoint`` tells a Python caller to pass ``trust=[...]``; the
@@ -95,11 +98,11 @@ def read_exportable(path: Path, trust: Sequence[str]) -> None:
     folder not on ``PYTHONPATH``) is refused in one line too.
     """
     try:
-        read_checkpoint(path, trust)
+        return read_checkpoint(path, trust)
     except UserError as refusal:
         if "trust=[" not in str(refusal):
             raise
-        # The net is checked after the file has loaded, so it loads again.
+        # The net is refused after the file has loaded; only this refusal loads it again.
         net = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]["net"]
         module = str(net["class_path"]).rpartition(".")[0]
         raise UserError(
@@ -125,8 +128,8 @@ def _quiet_exporter() -> Iterator[None]:
     registration.addFilter(no_torchvision)  # these nets use no torchvision operator
     try:
         with warnings.catch_warnings():
-            # Raised inside torch.export by a pytree API that torch 2.13 deprecates.
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
+            # torch.export calls the pytree API that torch 2.13 deprecates.
+            quiet_known_noise()
             yield
     finally:
         registration.removeFilter(no_torchvision)

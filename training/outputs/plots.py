@@ -14,22 +14,23 @@ to close, and a plot can be drawn on a machine without a display.
 
 from __future__ import annotations
 
-import importlib
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from datamodules.batches import BatchLoader, EpochBatchSampler, TensorPairs
 from datamodules.split import Pair, SplitDataModule
 from lightning_modules.base import WorkflowModule
 from lightning_modules.classification import ClassificationModule
+from lightning_modules.net_spec import NotASubclass, import_class
 from training.errors import UserError
+from training.outputs.predictions import predict
+from training.outputs.trained_module import trained_module
 from training.run.atomic_files import atomic_file
 from training.run.folders import checkpoint_dir, read_checkpoint, trusted_net_module
 from training.run.metrics_csv import METRICS_FILE, read_metrics
+from training.run.read_config_yaml import CONFIG_FILE, read_config_yaml
 from training.run.run_checkpoint import BEST, LAST
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-CONFIG_FILE = "config.yaml"
 DATA_PNG = "data.png"
 LOSS_CURVES_PNG = "loss_curves.png"
 PREDICTIONS_PNG = "predictions.png"
@@ -45,9 +45,6 @@ DECISION_BOUNDARY_PNG = "decision_boundary.png"
 
 FIGSIZE = (10, 7)
 MAX_POINTS = 10_000
-# Rows per forward pass when predicting a whole split for a plot: a million rows
-# at once would hold a million rows of every layer's activations.
-PREDICT_CHUNK = 65_536
 DPI = 100
 CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
 
@@ -88,42 +85,6 @@ def _sample(num_points: int) -> Tensor | slice:
     if num_points <= MAX_POINTS:
         return slice(None)
     return torch.randperm(num_points, generator=torch.Generator().manual_seed(0))[:MAX_POINTS]
-
-
-def _predict(module: WorkflowModule, *features: Tensor) -> list[Tensor]:
-    """The module's predictions for each of ``features``, made by ``Trainer.predict``.
-
-    The Trainer puts the module in eval mode (no dropout) and runs it under
-    ``inference_mode``, as the notes make predictions (§2.4), then gives it
-    back in the mode it had. All the points go through one predict call,
-    ``PREDICT_CHUNK`` rows per batch: a million rows at once would hold a
-    million rows of every layer's activations.
-    """
-    import lightning as L
-
-    everything = torch.cat(features)
-    no_targets = torch.empty(len(everything), 0)
-    loader = BatchLoader(
-        TensorPairs(everything, no_targets), EpochBatchSampler(len(everything), PREDICT_CHUNK)
-    )
-    # The fit has said which devices it found; a second Trainer would say it again.
-    device_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = device_info.level
-    device_info.setLevel(logging.WARNING)
-    try:
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-    finally:
-        device_info.setLevel(level)
-    batches: Any = trainer.predict(module, dataloaders=loader)
-    predictions = torch.cat([batch["prediction"] for batch in batches])
-    return list(predictions.split([len(f) for f in features]))
 
 
 def _class_colours(num_classes: int) -> Normalize:
@@ -243,7 +204,7 @@ def plot_predictions(
     ``weights`` says in the title which checkpoint made them.
     """
     (X_train, y_train), _, (X_test, y_test) = _splits(datamodule)
-    (predictions,) = _predict(module, X_test)
+    (predictions,) = predict(module, X_test)
     mae = float((predictions - y_test).abs().mean())
     train, test = _sample(len(X_train)), _sample(len(X_test))
     figure = _figure()
@@ -288,7 +249,7 @@ def plot_decision_boundary(
         indexing="xy",
     )
     grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    surface, on_train, on_test = _predict(module, grid, X_train, X_test)
+    surface, on_train, on_test = predict(module, grid, X_train, X_test)
     surface = surface.reshape(xx.shape)
     num_classes = module.num_classes
     levels = np.arange(num_classes + 1) - 0.5
@@ -359,50 +320,20 @@ def plot_run(
     one run never show two models.
     """
     recorded = read_checkpoint(checkpoint, trust)  # says in one line what is wrong with a bad file
-    module = model_class.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=True, trust=trust
-    )
+    module = trained_module(model_class, recorded, trust)
     weights = f"{checkpoint.name}, epoch {recorded.get('epoch', 0)}"
     return write_fit_plots(log_dir, datamodule, module, weights)
 
 
-def _import_class(class_path: Any, base: type, what: str) -> Any:
-    """The class at ``package.module.Class``; only subclasses of ``base`` are accepted."""
-    module_name, _, class_name = str(class_path).rpartition(".")
+def _import_class(class_path: object, base: type, what: str) -> Any:
+    """The class ``config.yaml`` names for ``what`` (data or model), a subclass of ``base``."""
     try:
-        cls = (
-            getattr(importlib.import_module(module_name), class_name, None) if module_name else None
-        )
-    except ImportError:
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, base)):
+        return import_class(class_path, base)
+    except (ImportError, NotASubclass) as error:
         raise UserError(
             f"config.yaml names {what} {class_path!r}, which is not a {base.__name__};"
             " pass the log dir of a fit of this project"
-        )
-    return cls
-
-
-def _load_config(log_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    path = log_dir / CONFIG_FILE
-    if not log_dir.is_dir():
-        raise UserError(f"{log_dir} is not a directory; pass a fit's log dir, logs/<name>")
-    if not path.is_file():
-        raise UserError(
-            f"{log_dir} has no {CONFIG_FILE}; pass the log dir of a fit, logs/<name>"
-            " (validate, test and predict write none)"
-        )
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise UserError(f"cannot read {path} ({error}); fit the run again to rewrite it") from error
-    if not isinstance(config, dict) or not all(
-        isinstance(config.get(key), dict) for key in ("model", "data")
-    ):
-        raise UserError(f"{path} has no model and data sections; fit the run again to rewrite it")
-    return config
+        ) from error
 
 
 def find_checkpoint(log_dir: Path, config: dict[str, Any]) -> Path:
@@ -443,7 +374,7 @@ def redraw_fit_plots(log_dir: Path) -> list[Path]:
     config names.
     """
     log_dir = Path(log_dir)
-    config = _load_config(log_dir)
+    config = read_config_yaml(log_dir)
     if not (log_dir / METRICS_FILE).is_file():
         raise UserError(f"{log_dir} has no {METRICS_FILE}; fit the run first")
     data_class: type[SplitDataModule] = _import_class(

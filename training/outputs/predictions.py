@@ -4,19 +4,66 @@ The notes look at the predictions of the trained model next to the true
 values (§2.4, §2.6.4) and print the epoch's losses as training goes (§2.3.2).
 ``write_predictions`` keeps the first as a file a person can open;
 ``fit_summary`` says the second once, at the end of a fit, with where the
-checkpoint and the logs are.
+checkpoint and the logs are. ``predict`` makes predictions for the plots.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor
 
+from datamodules.batches import TensorPairs, sequential_loader
 from training.run.atomic_files import atomic_file
+
+# Rows per forward pass when predicting for a plot: a million rows at once
+# would hold a million rows of every layer's activations.
+PREDICT_CHUNK = 65_536
+
+
+def bare_trainer(**options: Any) -> L.Trainer:
+    """A Trainer on one CPU that writes and says nothing: the plots' predictions, a sweep's probe.
+
+    No logger, checkpoint, progress bar, model summary or device report (the
+    run has said which devices it found); ``options`` add to them.
+    """
+    device_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = device_info.level
+    device_info.setLevel(logging.WARNING)
+    try:
+        return L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            **options,
+        )
+    finally:
+        device_info.setLevel(level)
+
+
+def predict(module: L.LightningModule, *features: Tensor) -> list[Tensor]:
+    """The module's predictions for each of ``features``, made by ``Trainer.predict``.
+
+    The Trainer puts the module in eval mode (no dropout) and runs it under
+    ``inference_mode``, as the notes make predictions (§2.4), then gives it
+    back in the mode it had. All the rows go through one predict call,
+    ``PREDICT_CHUNK`` rows per batch.
+    """
+    everything = torch.cat(features)
+    no_targets = torch.empty(len(everything), 0)
+    loader = sequential_loader(TensorPairs(everything, no_targets), PREDICT_CHUNK)
+    batches: Any = bare_trainer().predict(module, dataloaders=loader)
+    predictions = torch.cat([batch["prediction"] for batch in batches])
+    return list(predictions.split([len(f) for f in features]))
 
 
 def _column(tensor: Tensor, what: str) -> Tensor:

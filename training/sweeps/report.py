@@ -23,8 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.outputs.plots import save_png
 from training.run.atomic_files import atomic_write_text, remove_stale_tmp_files
+from training.run.file_lock import locked
 from training.run.folders import log_dir
-from training.sweeps.storage import locked
 
 if TYPE_CHECKING:
     from training.sweeps.plan import Sweep

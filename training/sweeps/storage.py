@@ -1,19 +1,16 @@
-"""Where a sweep's trials are recorded, and the file locks that keep its workers apart.
+"""Where a sweep's trials are recorded.
 
 The default storage is Optuna's journal file in the sweep's folder: it needs no
-server, and Optuna recommends it over SQLite for several processes. Every lock
-here is an ``flock``, which the kernel releases when its process dies, even by
-SIGKILL: Optuna's own journal locks (a symlink or an ``O_EXCL`` file) outlive a
-killed process and make the next run wait out their 30-second grace period.
+server, and Optuna recommends it over SQLite for several processes. Its appends
+are serialised by ``training/run/file_lock.py``'s lock, which the kernel drops
+when its process dies, even by SIGKILL: Optuna's own journal locks (a symlink
+or an ``O_EXCL`` file) outlive a killed process and make the next run wait out
+their 30-second grace period.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -24,38 +21,11 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from training.errors import UserError
+from training.run import file_lock
 
 JOURNAL = "study.journal"
 # How many times a storage URL is opened while other machines create its tables.
 TABLE_TRIES = 5
-
-
-def try_lock(path: Path) -> int | None:
-    """An exclusive lock on ``path`` held through the returned descriptor, or None if taken."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def release(fd: int) -> None:
-    os.close(fd)  # closing the last descriptor releases the flock
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Holds an exclusive lock on ``path``, waiting for it if another process has it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class FlockJournalLock(BaseJournalFileLock):
@@ -66,14 +36,12 @@ class FlockJournalLock(BaseJournalFileLock):
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
+        self._fd = file_lock.wait_for_lock(self._path)
         return True
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            file_lock.release(self._fd)
             self._fd = None
 
 

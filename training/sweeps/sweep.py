@@ -42,14 +42,17 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import ParallelStrategy
 from optuna.trial import TrialState
 
-from training.command_line.cli import AUTO, WorkflowCLI, quiet_known_noise
+from training.command_line.cli import AUTO, WorkflowCLI
+from training.command_line.known_warnings import quiet_known_noise
 from training.command_line.script_process import script_command
-from training.errors import Stopped, TrainingDiverged, UserError, run_script
+from training.errors import ScriptArgumentParser, Stopped, TrainingDiverged, UserError, run_script
+from training.outputs.predictions import bare_trainer
+from training.run.file_lock import locked, release, try_lock
 from training.run.folders import log_dir
 from training.run.metrics_csv import METRICS_FILE, read_metrics
 from training.sweeps.plan import Sweep
 from training.sweeps.space import Choice, SweepSpec, load_spec
-from training.sweeps.storage import locked, open_storage, release, try_lock
+from training.sweeps.storage import open_storage
 
 HOST = socket.gethostname()
 # A trial asked for but not yet claimed by its process is left alone this long.
@@ -94,18 +97,12 @@ class CheckCLI(WorkflowCLI):
     def fit(self, **kwargs: Any) -> None:
         if not self.probe:
             return
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=1,
+        trainer = bare_trainer(
             max_epochs=1,
             limit_train_batches=1,
             # Trials that never validate log no validation metric: neither does the probe.
             limit_val_batches=0 if never_validates(self.config["fit"].trainer) else 1,
             num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
         )
         trainer.fit(kwargs["model"], datamodule=kwargs["datamodule"])
         self.logged = set(trainer.callback_metrics)
@@ -421,10 +418,11 @@ def _worker(sweep: Sweep, command: str) -> None:
 
 
 def parse_args(args: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="sweep.py",
-        description="Runs an Optuna sweep in which every trial is a train.py fit."
+    """The sweep's own options, and the rest, which go to every trial's ``train.py fit``."""
+    parser = ScriptArgumentParser(
+        "Runs an Optuna sweep in which every trial is a train.py fit."
         " Other options (such as --trainer.max_epochs 50) go to every trial.",
+        "python scripts/sweep.py --config SWEEP.yaml [train.py options]",
     )
     parser.add_argument("--config", required=True, help="the sweep's YAML (configs/sweeps/)")
     parser.add_argument("--name", help="the sweep's name (default: the YAML's name)")
@@ -449,9 +447,8 @@ def quiet() -> None:
 
 def main(args: Sequence[str] | None = None) -> int:
     quiet()
-    options, trial_args = parse_args(args)
     command = script_command(sys.argv[1:] if args is None else args)
-    return run_script(lambda: sweep_with(options, trial_args, command))
+    return run_script(lambda: sweep_with(*parse_args(args), command))
 
 
 def sweep_with(options: argparse.Namespace, trial_args: list[str], command: str) -> int | None:
