@@ -9,9 +9,14 @@ trained weights, and each call's log holds that call's rows only.
 from __future__ import annotations
 
 import csv
+import json
+import shutil
+import signal
 from pathlib import Path
 
+import lightning as L
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 from tests.conftest import RunCLI, fit_once, load_script, snapshot
 from training.errors import WriteFailed
@@ -192,3 +197,55 @@ def test_plot_script_finds_a_nested_runs_checkpoint(
     assert run_cli("fit", "linear.yaml", "--name", "group/run", "--trainer.max_epochs", "1")[0] == 0
     capsys.readouterr()
     assert load_script("plot").main([str(tmp_path / "logs" / "group" / "run")]) == 0
+
+
+SLURM_JOB = {
+    "SLURM_NTASKS": "1",
+    "SLURM_JOB_NAME": "train",
+    "SLURM_JOB_ID": "7",
+    "SLURM_NODELIST": "localhost",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+}
+REQUEUES: list[bool] = []
+
+
+class RecordsLightningsRequeue(Callback):
+    """Records whether Lightning's own SLURM requeue (SIGUSR1, hpc_ckpt_N.ckpt) is on."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning has registered its signal handlers by now.
+        REQUEUES.append(signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None))
+
+
+def test_lightnings_slurm_checkpoint_never_starts_another_run(
+    run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_cli("fit", "linear.yaml", "--trainer.max_epochs", "3")[0] == 0
+    # What Lightning's SIGUSR1 handler writes at the root: another run's state.
+    shutil.copy(tmp_path / "checkpoints" / "linear" / "last.ckpt", tmp_path / "hpc_ckpt_1.ckpt")
+    for key, value in SLURM_JOB.items():
+        monkeypatch.setenv(key, value)
+    REQUEUES.clear()
+    record = {"class_path": f"{__name__}.RecordsLightningsRequeue"}
+    code, err = run_cli(
+        "fit",
+        "linear.yaml",
+        "--name",
+        "fresh",
+        "--model.lr",
+        "0.05",
+        "--trainer.max_epochs",
+        "2",
+        f"--trainer.callbacks={json.dumps([record])}",
+    )
+    assert code == 0, err
+    assert REQUEUES == [False]
+    assert "hpc_ckpt" not in err
+    assert [row["epoch"] for row in rows(tmp_path / "logs" / "fresh" / "metrics.csv")] == [
+        "0",
+        "0",
+        "1",
+        "1",
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from lightning import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
+from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -332,6 +333,16 @@ class WorkflowCLI(ResolvesCkptPath):
             logger += extra if isinstance(extra, list) else [extra]
         plugins = config.trainer.plugins or []
         plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
+        if SLURMEnvironment.detect() and not any(
+            isinstance(p, ClusterEnvironment) for p in plugins
+        ):
+            # The project's requeue is SIGTERM and --ckpt_path auto (docs/devices.md).
+            # Lightning's own writes hpc_ckpt_N.ckpt on SIGUSR1 and restores it into any
+            # fit without a checkpoint, another run's included, past the same-experiment check.
+            plugins.append(SLURMEnvironment(auto_requeue=False))
+        # Lightning's own files of a run (an HPC checkpoint it would restore, a profiler's
+        # report) live in the run's folder, where no other run looks.
+        kwargs.setdefault("default_root_dir", str(checkpoint_dir(root, name)))
         try:
             return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
         except (TypeError, ValueError, MisconfigurationException) as error:
