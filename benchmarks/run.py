@@ -162,6 +162,8 @@ class Bench:
         self._circles: dict[int, plain.Splits] = {}
         self._seconds: dict[tuple[int, int, int, bool, bool], dict[str, list[float]]] = {}
         self._warm = False
+        # Called with a scenario's rows so far, each time one more is measured (the GPU's).
+        self.progress: Callable[[list[Row]], None] = lambda rows: None
 
     def circles_data(self, n_samples: int) -> plain.Splits:
         if n_samples not in self._circles:
@@ -561,6 +563,7 @@ class Bench:
                     True,
                 )
             )
+            self.progress(rows)
         return rows + self.compiled(*GPU_COMPILED, 8, gpu=True)
 
     def scenario(self, name: str) -> list[Row]:
@@ -677,6 +680,11 @@ class Page:
         atomic_write_text(self.path, "\n".join(text) + "\n")
 
 
+def progress_of(page: Page, rows: list[Row], name: str, measured: list[Row]) -> None:
+    """Writes the rows of ``name`` measured so far, so a stopped run keeps them."""
+    page.write([*rows, *measured], f"running `{name}`: {len(measured)} of its rows measured")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5")
@@ -703,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         if page:
             page.write(rows, f"still running: {done} of {len(names)} scenarios done, `{name}` next")
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        if page:
+            bench.progress = partial(progress_of, page, rows, name)
         try:
             rows += bench.scenario(name)
         except BaseException as error:  # recorded on the page, then raised as it was

@@ -44,6 +44,10 @@ class TensorPairs(Dataset[tuple[Tensor, Tensor]]):
         ``BatchSampler`` a list of positions.
         """
         if isinstance(positions, list):
+            # In order, as predict asks for them: a slice, with no list copied to the device.
+            first, last = positions[0], positions[-1]
+            if positions == list(range(first, last + 1)):
+                return self[slice(first, last + 1)]
             positions = torch.tensor(positions, device=self.features.device)
         return self[positions]
 

@@ -67,8 +67,11 @@ class WorkflowModule(PlainDataCheckpoints):
             compile_net(self, self.net)
 
     def forward(self, features: Tensor) -> Tensor:
-        """The raw model output: predictions for regression, logits for classification."""
-        return self.net(features)
+        """The raw model output: predictions for regression, logits for classification.
+
+        float32 at any precision: a bf16 probability from 0.998 up is 1.0.
+        """
+        return self.net(features).float()
 
     def loss_input(self, outputs: Tensor) -> Tensor:
         return outputs  # what the loss compares with the targets

@@ -8,11 +8,11 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAUROC, MulticlassF1Score
+from torchmetrics.classification import MulticlassAUROC
 
 from lightning_modules.auroc import BinaryAUROC
 from lightning_modules.base import WorkflowModule
-from lightning_modules.counting_metrics import Accuracy, BinaryF1
+from lightning_modules.counting_metrics import Accuracy, BinaryF1, MulticlassF1
 
 
 class ClassificationModule(WorkflowModule):
@@ -49,7 +49,7 @@ class ClassificationModule(WorkflowModule):
         else:
             self.loss_fn = nn.CrossEntropyLoss()
             metrics = {
-                "f1": MulticlassF1Score(num_classes, validate_args=False),
+                "f1": MulticlassF1(num_classes),
                 "auroc": MulticlassAUROC(num_classes, validate_args=False),
             }
         # The notes' loop prints the loss and accuracy while training; F1 and

@@ -1,4 +1,4 @@
-"""Epoch values from per-batch counts: the epoch's mean loss, accuracy and binary F1."""
+"""Epoch values from per-batch counts: the epoch's mean loss, accuracy and F1."""
 
 from __future__ import annotations
 
@@ -81,3 +81,38 @@ class BinaryF1(Metric):
 
     def compute(self) -> Tensor:
         return 2 * self.true_positives / (self.predicted + self.actual).clamp(min=1)
+
+
+class MulticlassF1(Metric):
+    """Macro F1 over ``num_classes`` classes: the class mean of ``2 TP / (predicted + actual)``.
+
+    The value of torchmetrics' ``MulticlassF1Score`` (``average="macro"``, a
+    class with neither label nor prediction left out of the mean;
+    ``tests/test_modules.py`` checks it). Its counts are scattered into
+    fixed-size tensors: torchmetrics counts with ``bincount``, which on a GPU
+    reads the labels' range back to the host in every validation step.
+    """
+
+    full_state_update = False
+    true_positives: Tensor
+    predicted: Tensor
+    actual: Tensor
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        for name in ("true_positives", "predicted", "actual"):
+            self.add_state(name, default=torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, labels: Tensor, targets: Tensor) -> None:
+        """Predicted and true class indices."""
+        ones = torch.ones_like(labels, dtype=self.predicted.dtype)
+        self.predicted.scatter_add_(0, labels, ones)
+        self.actual.scatter_add_(0, targets, ones)
+        self.true_positives.scatter_add_(0, targets, (labels == targets).to(ones.dtype))
+
+    def compute(self) -> Tensor:
+        support = self.predicted + self.actual
+        scores = 2 * self.true_positives / support.clamp(min=1)
+        present = support > 0
+        return (scores * present).sum() / present.sum().clamp(min=1)

@@ -6,16 +6,18 @@ Skipped where there is no CUDA GPU; ``scripts/gpu_check.sh`` runs them on one.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
 import torch
 
-from datamodules import CirclesDataModule
+from datamodules import BlobsDataModule, CirclesDataModule, LinearDataModule
 from datamodules.batches import EpochBatchSampler
-from lightning_modules import ClassificationModule
-from lightning_modules.models import CircleModelV2
+from lightning_modules import ClassificationModule, RegressionModule
+from lightning_modules.models import CircleModelV2, LinearRegressionModelV2
 from tests.conftest import RunCLI, assert_same_state, load_state_dict
 
 pytestmark = [
@@ -119,33 +121,99 @@ def test_batches_are_cut_from_one_copy_of_the_data_on_the_gpu() -> None:
     assert dm.train_set.features.device.type == "cpu"  # the split itself stays for plots
 
 
-class NoWaitInTrainingSteps(L.Callback):
-    """Makes any host-device synchronisation inside a training step raise."""
+class NoWaitInSteps(L.Callback):
+    """Makes any host-device synchronisation inside a training, validation or test step raise.
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
-        torch.cuda.set_sync_debug_mode("error")
+    From batch start to batch end: forward, loss, metric updates, backward and
+    the optimizer step. What must wait is outside: the once-per-epoch
+    collective and metric computation at the epoch's end. With ``from_epoch``
+    the first epochs are left out: a compiled net compiles (and records its
+    CUDA graphs) in its first steps.
+    """
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, from_epoch: int = 0) -> None:
+        self.from_epoch = from_epoch
+
+    def _start(self, trainer: L.Trainer) -> None:
+        if trainer.current_epoch >= self.from_epoch:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def _end(self) -> None:
         torch.cuda.set_sync_debug_mode("default")
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self._start(trainer)
 
-@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
-def test_a_training_step_never_waits_for_the_gpu(optimizer: str, tmp_path: Path) -> None:
-    """Forward, loss, metric updates, self.log, backward and the optimizer step stay queued."""
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self._end()
+
+    def on_validation_batch_start(
+        self, trainer, pl_module, batch, batch_idx, dataloader_idx=0
+    ) -> None:  # type: ignore[no-untyped-def]
+        if not trainer.sanity_checking:
+            self._start(trainer)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:  # type: ignore[no-untyped-def]
+        self._end()
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:  # type: ignore[no-untyped-def]
+        self._start(trainer)
+
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:  # type: ignore[no-untyped-def]
+        self._end()
+
+
+def binary(**options: Any) -> tuple[L.LightningModule, L.LightningDataModule]:
+    return ClassificationModule(CircleModelV2(), **options), CirclesDataModule(batch_size=64)
+
+
+SYNC_CASES: dict[str, tuple[Callable[[], tuple[Any, Any]], str, int]] = {
+    "binary, SGD": (lambda: binary(), "32-true", 0),
+    "binary, Adam": (lambda: binary(optimizer="Adam"), "32-true", 0),
+    "multi-class": (
+        lambda: (
+            ClassificationModule(CircleModelV2(out_features=4), num_classes=4),
+            BlobsDataModule(batch_size=64),
+        ),
+        "32-true",
+        0,
+    ),
+    "regression": (
+        lambda: (RegressionModule(LinearRegressionModelV2()), LinearDataModule(batch_size=8)),
+        "32-true",
+        0,
+    ),
+    "bf16-mixed": (lambda: binary(), "bf16-mixed", 0),
+    "compiled": (lambda: binary(compile=True), "32-true", 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYNC_CASES))
+def test_no_training_validation_or_test_step_waits_for_the_gpu(case: str, tmp_path: Path) -> None:
+    """Every step stays queued on the device; the host never reads a value back mid-step."""
+    make, precision, from_epoch = SYNC_CASES[case]
+    module, datamodule = make()
     trainer = L.Trainer(
         accelerator="gpu",
         devices=1,
-        max_epochs=2,
+        max_epochs=3,
+        precision=precision,  # type: ignore[arg-type]
         default_root_dir=tmp_path,
         enable_progress_bar=False,
-        callbacks=[NoWaitInTrainingSteps()],
+        callbacks=[NoWaitInSteps(from_epoch)],
     )
     try:
-        module = ClassificationModule(CircleModelV2(), optimizer=optimizer)
-        trainer.fit(module, CirclesDataModule(batch_size=64))
+        trainer.fit(module, datamodule)
+        trainer.test(module, datamodule)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert trainer.global_step == 2 * 13 and "train/acc" in trainer.callback_metrics
+    assert trainer.current_epoch == 3 and any(
+        k.startswith("test/") for k in trainer.callback_metrics
+    )
 
 
 def test_the_shuffle_order_is_drawn_on_the_gpu_without_waiting() -> None:

@@ -137,6 +137,36 @@ def test_binary_f1_and_auroc_are_torchmetrics(positive_share: float, dtype: torc
         assert values["val/auroc"] == 0
 
 
+@pytest.mark.parametrize("num_classes", [3, 5])
+@pytest.mark.filterwarnings("ignore:No positive samples in targets")  # the absent class's AUROC
+def test_multiclass_f1_is_torchmetrics_macro_f1(num_classes: int) -> None:
+    """Over uneven batches, with one class never predicted nor present (left out of the mean)."""
+    from torchmetrics.classification import MulticlassF1Score
+
+    module = ClassificationModule(
+        net=CircleModelV2(out_features=num_classes), num_classes=num_classes
+    )
+    reference = MulticlassF1Score(num_classes)
+    generator = torch.Generator().manual_seed(0)
+    for size in (64, 64, 17):
+        outputs = torch.randn(size, num_classes, generator=generator)
+        outputs[:, -1] = -100.0  # the last class is never predicted ...
+        targets = torch.randint(0, num_classes - 1, (size,), generator=generator)  # ... nor true
+        module.update_metrics(module.val_metrics, outputs, targets)
+        reference.update(module.labels(outputs), targets)
+    value = module.val_metrics.compute()["val/f1"]
+    assert value == pytest.approx(reference.compute().item(), abs=1e-6)
+    assert 0 < value < 1
+
+
+def test_outputs_are_float32_under_bf16_autocast() -> None:
+    """The metrics, predictions and plots read float32: bf16 rounds 0.998 up to 1.0."""
+    module = ClassificationModule(net=CircleModelV2())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = module(torch.randn(8, 2))
+    assert outputs.dtype == torch.float32
+
+
 @pytest.mark.parametrize("options", [{"thresholds": 5}, {"max_fpr": 0.5}, {"ignore_index": -1}])
 def test_binary_auroc_options_take_torchmetrics_own_path(options: dict[str, Any]) -> None:
     """Binned thresholds, a partial area and left-out targets give torchmetrics' values."""

@@ -360,3 +360,23 @@ def test_the_fit_and_plot_script_draw_the_same_checkpoint_and_name_it(
     after_fit, redrawn = titles
     assert after_fit == redrawn
     assert after_fit[0].endswith(f"(best.ckpt, epoch {best['epoch']})")
+
+
+def test_the_plots_of_a_compiled_fit_do_not_compile(
+    run_cli: RunCLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plots build the net from the checkpoint, uncompiled: no second compile, on any device."""
+    from lightning_modules import base
+
+    compiled: list[str] = []
+    monkeypatch.setattr(
+        base, "compile_net", lambda module, net: compiled.append(type(net).__name__)
+    )
+    assert (
+        run_cli("fit", "circles.yaml", "--trainer.max_epochs", "2", "--model.compile", "true")[0]
+        == 0
+    )
+    assert compiled == ["CircleModelV2"]  # the fit's own
+    assert plot_script().main([str(tmp_path / "logs" / "circles")]) == 0
+    assert compiled == ["CircleModelV2"]
+    assert (tmp_path / "logs" / "circles" / "decision_boundary.png").is_file()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONFIGS, TRAIN
+from tests.conftest import CONFIGS, TRAIN, RunCLI
 from training.command_line.cli import WorkflowCLI
 
 Check = Callable[[WorkflowCLI, Path, str], None]
@@ -221,3 +221,16 @@ def test_a_short_fit_with_the_flag_does_what_it_says(
     cli = fit(tmp_path, *args)
     captured = capsys.readouterr()
     check(cli, tmp_path, captured.out + captured.err)
+
+
+def test_bf16_mixed_fits_validates_tests_and_predicts_on_the_cpu(
+    run_cli: RunCLI, tmp_path: Path
+) -> None:
+    bf16 = ["--trainer.accelerator", "cpu", "--trainer.precision", "bf16-mixed"]
+    assert run_cli("fit", "circles.yaml", *bf16, "--trainer.max_epochs", "5")[0] == 0
+    for subcommand in ("validate", "test", "predict"):
+        code, err = run_cli(subcommand, "circles.yaml", *bf16, "--ckpt_path", "best")
+        assert code == 0, err
+    with open(tmp_path / "logs" / "circles" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 200 and {r["prediction"] for r in rows} <= {"0.0", "1.0"}
