@@ -127,11 +127,10 @@ class WorkflowModule(PlainDataCheckpoints):
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         features, targets = batch
-        prediction = self.prediction(self(features))
-        return {"features": features, "prediction": prediction, "target": targets}
+        return {"features": features, "target": targets, **self.predicted(self(features))}
 
-    def prediction(self, outputs: Tensor) -> Tensor:
-        return outputs
+    def predicted(self, outputs: Tensor) -> dict[str, Tensor]:
+        return {"prediction": outputs}  # a classifier adds each class's probability
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer_class: Any = self.optimizer_class

@@ -105,3 +105,8 @@ class ClassificationModule(WorkflowModule):
         """
         labels = self.labels(outputs)
         return labels.to(outputs.dtype) if self.binary else labels
+
+    def predicted(self, outputs: Tensor) -> dict[str, Tensor]:
+        """The label, and the probability of class 1 (binary) or of each class."""
+        probabilities = self.probabilities(outputs)
+        return {"prediction": self.prediction(outputs), "probabilities": probabilities}

@@ -153,10 +153,11 @@ def test_write_predictions_gives_one_row_per_sample(
 
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["x0", "x1", "prediction", "target"]
+    assert list(rows[0]) == ["x0", "x1", "prediction", "probability", "target"]
     assert len(rows) == len(datamodule.test_set) == 20
     assert [float(r["target"]) for r in rows] == datamodule.test_set.targets.tolist()
     assert {float(r["prediction"]) for r in rows} <= {0.0, 1.0}
+    assert all((float(r["probability"]) > 0.5) == (float(r["prediction"]) == 1.0) for r in rows)
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"], "temp file left behind"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from lightning import Trainer
@@ -18,7 +18,9 @@ from lightning.pytorch.cli import LightningArgumentParser
 from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import Tensor
 
+from datamodules.batches import TensorPairs, prediction_batches
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from training.command_line.known_warnings import quiet_known_noise
@@ -26,6 +28,7 @@ from training.command_line.one_line_errors import OneLineErrorParser, first_reas
 from training.command_line.script_process import script_command
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
 from training.lightning_private import ResolvesCkptPath, counts_before_fractions
+from training.outputs.new_inputs import feature_names, read_new_inputs
 from training.run.atomic_files import AtomicCheckpointIO, remove_stale_tmp_files
 from training.run.config_yaml import FitConfigSaver
 from training.run.data_fits_model import check_data_fits_model
@@ -74,6 +77,7 @@ class WorkflowCLI(ResolvesCkptPath):
 
     checkpoint: dict[str, Any] | None = None
     run_lock: RunLock | None = None
+    new_inputs: tuple[list[str], Tensor] | None = None  # predict --inputs: names and rows
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.argv = list(sys.argv[1:] if args is None else args)
@@ -130,6 +134,13 @@ class WorkflowCLI(ResolvesCkptPath):
             required=True,
             help="Run name: checkpoints/<name>/ and logs/<name>/ under --trainer.default_root_dir.",
         )
+        parser.add_argument(
+            "--inputs",
+            type=Optional[str],  # noqa: UP045 (jsonargparse reads the annotation)
+            default=None,
+            help="predict only: a CSV of new inputs (the feature columns, no target);"
+            " its predictions go to logs/<name>/predictions_<file name>.csv",
+        )
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.link_arguments(
             ("trainer.default_root_dir", "name"),
@@ -166,6 +177,8 @@ class WorkflowCLI(ResolvesCkptPath):
                 "checkpoints are only ever loaded with weights_only=True; drop --weights_only"
             )
         config.weights_only = True
+        if config.get("inputs") is not None and subcommand != "predict":
+            raise UserError(f"--inputs is for predict; {subcommand} uses the run's own data")
         if subcommand == "fit":
             self._check_trains_something(config.trainer)
         if config.ckpt_path is None and subcommand != "fit":
@@ -460,14 +473,29 @@ class WorkflowCLI(ResolvesCkptPath):
         print(fit_summary(self.trainer.current_epoch, metrics, best_path, directory))
 
     def predict(self, **kwargs: Any) -> None:
-        """Predicts the test split and writes ``logs/<name>/predictions.csv``."""
+        """Predicts the test split into ``logs/<name>/predictions.csv``, or ``--inputs``.
+
+        New inputs are predicted into ``predictions_<file name>.csv`` beside
+        it, so that they never replace the test split's predictions.
+        """
         from training.outputs.predictions import write_predictions
 
+        config = self._run_config
+        path = log_dir(config.trainer.default_root_dir, config.name) / "predictions.csv"
+        names = None
+        if self.new_inputs is not None:
+            names, features = self.new_inputs
+            no_targets = torch.empty(len(features), 0)
+            batch_size = self.datamodule.batch_size
+            kwargs.pop("datamodule", None)
+            kwargs["dataloaders"] = prediction_batches(
+                TensorPairs(features, no_targets), batch_size, self.trainer
+            )
+            path = path.with_name(f"predictions_{Path(config.inputs).stem}.csv")
         batches = self.trainer.predict(**kwargs)
         if self.trainer.is_global_zero and batches:
-            config = self._run_config
-            path = log_dir(config.trainer.default_root_dir, config.name) / "predictions.csv"
-            print(f"Predictions written to {write_predictions(batches, path)}")  # type: ignore[arg-type]
+            written = write_predictions(batches, path, names)  # type: ignore[arg-type]
+            print(f"Predictions written to {written}")
 
     def before_validate(self) -> None:
         self._prepare_run_dirs()
@@ -476,6 +504,11 @@ class WorkflowCLI(ResolvesCkptPath):
         self._prepare_run_dirs()
 
     def before_predict(self) -> None:
+        inputs = self._run_config.get("inputs")
+        if inputs is not None:
+            # Read and checked before anything is written.
+            names = feature_names(self.datamodule)
+            self.new_inputs = names, read_new_inputs(Path(inputs), names)
         if self.trainer.world_size > 1:
             raise UserError(
                 "predict writes one predictions.csv from one process;"

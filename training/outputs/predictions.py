@@ -74,34 +74,49 @@ def _column(tensor: Tensor, what: str) -> Tensor:
     return flat[:, 0]
 
 
-def write_predictions(batches: list[dict[str, Tensor]], path: Path) -> Path:
-    """Writes ``predict_step``'s batches as ``x0, .., x{d-1}, prediction, target`` rows.
+def write_predictions(
+    batches: list[dict[str, Tensor]], path: Path, feature_names: list[str] | None = None
+) -> Path:
+    """Writes ``predict_step``'s batches as rows: the inputs, the prediction, then the target.
 
-    One row per sample, in the order of the batches. The file is written to a
-    temporary file beside ``path`` and renamed over it, so a reader never sees
-    half of it.
+    One row per sample, in the order of the batches. The inputs are named
+    ``feature_names`` (default ``x0, .., x{d-1}``); a classifier's rows add the
+    probability of class 1 (``probability``, binary) or of each class
+    (``probability_0``, ...); rows of new inputs, which have no target, have
+    no ``target`` column. Written whole or not at all (``atomic_file``).
     """
     if not batches:
         raise ValueError("no predictions to write: the predict dataloader gave no batches")
-    features = torch.cat([b["features"] for b in batches]).detach().cpu()
-    features = features.reshape(len(features), -1)
-    prediction = _column(torch.cat([b["prediction"] for b in batches]).detach().cpu(), "prediction")
-    target = _column(torch.cat([b["target"] for b in batches]).detach().cpu(), "target")
-    if not len(features) == len(prediction) == len(target):
-        raise ValueError(
-            f"{len(features)} features, {len(prediction)} predictions and {len(target)} targets"
-        )
-    header = [f"x{i}" for i in range(features.shape[1])] + ["prediction", "target"]
-    # numpy's str() of a float32 is its shortest exact form: 0.02, not 0.019999999552965164.
-    rows = zip(features.numpy(), prediction.numpy(), target.numpy(), strict=True)
 
-    path = Path(path)
-    with atomic_file(path) as f:
+    def joined(key: str) -> Tensor:
+        return torch.cat([b[key] for b in batches]).detach().cpu()
+
+    features = joined("features")
+    features = features.reshape(len(features), -1)
+    names = feature_names or [f"x{i}" for i in range(features.shape[1])]
+    columns = {
+        **dict(zip(names, features.T, strict=True)),
+        "prediction": _column(joined("prediction"), "prediction"),
+    }
+    if "probabilities" in batches[0]:
+        probabilities = joined("probabilities")
+        if probabilities.ndim == 1:
+            columns["probability"] = probabilities
+        else:
+            columns.update((f"probability_{k}", p) for k, p in enumerate(probabilities.T))
+    target = joined("target")
+    if target.numel():
+        columns["target"] = _column(target, "target")
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+    # numpy's str() of a float32 is its shortest exact form: 0.02, not 0.019999999552965164.
+    values = [column.numpy() for column in columns.values()]
+    with atomic_file(Path(path)) as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        for x, p, t in rows:
-            writer.writerow([*(str(v) for v in x), str(p), str(t)])
-    return path
+        writer.writerow(columns)
+        writer.writerows(zip(*(map(str, column) for column in values), strict=True))
+    return Path(path)
 
 
 def fit_summary(
