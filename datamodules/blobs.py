@@ -32,8 +32,11 @@ class BlobsDataModule(SklearnSplitDataModule):
         val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
+        standardize: bool = False,
     ) -> None:
-        super().__init__(n_samples, random_state, test_size, val_size, batch_size, seed)
+        super().__init__(
+            n_samples, random_state, test_size, val_size, batch_size, seed, standardize
+        )
         if n_features <= 0:
             raise ValueError(f"n_features must be positive, got {n_features}")
         if centers < 2:

@@ -26,8 +26,11 @@ class CirclesDataModule(SklearnSplitDataModule):
         val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
+        standardize: bool = False,
     ) -> None:
-        super().__init__(n_samples, random_state, test_size, val_size, batch_size, seed)
+        super().__init__(
+            n_samples, random_state, test_size, val_size, batch_size, seed, standardize
+        )
         if noise < 0:
             raise ValueError(f"noise must be zero or more, got {noise}")
         self.noise = noise

@@ -44,6 +44,7 @@ class CSVDataModule(SklearnSplitDataModule):
         val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
+        standardize: bool = False,
     ) -> None:
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be classification or regression, got {task!r}")
@@ -54,7 +55,9 @@ class CSVDataModule(SklearnSplitDataModule):
         # (torch.from_numpy) would share memory that must not be written.
         self.X = table[features].to_numpy(dtype="float32", copy=True)
         self.y = table[target].to_numpy(dtype="float32", copy=True)
-        super().__init__(len(table), random_state, test_size, val_size, batch_size, seed)
+        super().__init__(
+            len(table), random_state, test_size, val_size, batch_size, seed, standardize
+        )
         self.num_classes = count_classes(self.y, target) if task == "classification" else 0
         self.path = path
         self.features = features

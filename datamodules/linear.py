@@ -34,8 +34,9 @@ class LinearDataModule(SplitDataModule):
         val_size: float = 0.0,
         batch_size: int | None = None,
         seed: int = 0,
+        standardize: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, seed=seed, standardize=standardize)
         check_line_split(start, end, step, train_fraction, val_size)
         self.weight = weight
         self.bias = bias

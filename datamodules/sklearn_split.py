@@ -40,8 +40,9 @@ class SklearnSplitDataModule(SplitDataModule):
         val_size: float,
         batch_size: int | None,
         seed: int,
+        standardize: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, seed=seed, standardize=standardize)
         if n_samples <= 0:
             raise ValueError(f"n_samples must be positive, got {n_samples}")
         shuffled_split_sizes(n_samples, test_size, val_size)

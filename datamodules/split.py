@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from datamodules.batches import TensorPairs, epoch_batches, prediction_batches
+from datamodules.feature_scaling import training_statistics
 from datamodules.split_checks import check_batch_size
 
 Pair = tuple[Tensor, Tensor]
@@ -26,24 +27,24 @@ class Splits(NamedTuple):
 class SplitDataModule(L.LightningDataModule, ABC):
     """A train, a validation and a test split, made once in ``setup``.
 
-    Validation (every epoch, and the choice of ``best.ckpt``) uses the
-    validation split, or the test split where there is none (the course's
-    two-way split); ``test`` and ``predict`` use the test split. Subclasses
-    say how the splits are made, from their own arguments, never the global RNG.
+    Validation (every epoch; it chooses ``best.ckpt``) uses the validation split, or the
+    test split in the course's two-way split; ``test`` and ``predict`` the test split.
     """
 
     train_set: TensorPairs
     val_set: TensorPairs
     test_set: TensorPairs
 
-    def __init__(self, batch_size: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, batch_size: int | None = None, seed: int = 0, standardize: bool = False
+    ) -> None:
         super().__init__()
         check_batch_size(batch_size)
-        # Records every subclass's arguments too (Lightning reads the calling frames),
-        # the seed included: a resume checks it shuffles the same way.
+        # Records every subclass's arguments too, the seed included (a resume checks it).
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.seed = seed
+        self.standardize = standardize
 
     @abstractmethod
     def make_splits(self) -> Splits:
@@ -61,6 +62,11 @@ class SplitDataModule(L.LightningDataModule, ABC):
         """Whether validation uses the test split (the course's two-way split)."""
         self.setup("fit")
         return self.val_set is self.test_set
+
+    def feature_scaling(self) -> tuple[Tensor, Tensor] | None:
+        """``--data.standardize``: the training split's mean and std, which the module scales by."""
+        self.setup("fit")
+        return training_statistics(self.train_set.features) if self.standardize else None
 
     def train_dataloader(self) -> DataLoader:
         shuffle = self.batch_size is not None  # one full batch (the notes'): nothing to shuffle

@@ -1,9 +1,6 @@
-"""The notes' training loop (§2.3) once, for every task: the Trainer runs it.
-
-``training_step`` is the forward pass and the loss (steps 1-2 of the notes'
-loop); the Trainer does zero_grad, backward and step (3-5), switches between
-``train()`` and ``eval()``, and runs validation under ``inference_mode``.
-"""
+"""The notes' training loop (§2.3) once, for every task: ``training_step`` is the forward pass
+and the loss (steps 1-2); the Trainer does zero_grad, backward and step (3-5), switches
+``train()`` and ``eval()``, and runs validation under ``inference_mode``."""
 
 from __future__ import annotations
 
@@ -17,13 +14,14 @@ from torchmetrics import MetricCollection
 from lightning_modules.compiled import compile_net
 from lightning_modules.counting_metrics import BatchMean
 from lightning_modules.data_parallel import no_share_loss, scaled_to_global_batch
+from lightning_modules.input_scaling import InputScaling
 from lightning_modules.optim_spec import build_scheduler
 from lightning_modules.plain_data_checkpoints import PlainDataCheckpoints
 
 Stage = Literal["train", "val", "test"]
 
 
-class WorkflowModule(PlainDataCheckpoints):
+class WorkflowModule(InputScaling, PlainDataCheckpoints):
     """A net, its loss, its optimizer and per-stage metrics.
 
     Args:
@@ -67,11 +65,8 @@ class WorkflowModule(PlainDataCheckpoints):
             compile_net(self, self.net)
 
     def forward(self, features: Tensor) -> Tensor:
-        """The raw model output: predictions for regression, logits for classification.
-
-        float32 at any precision: a bf16 probability from 0.998 up is 1.0.
-        """
-        return self.net(features).float()
+        """Predictions, or logits; float32 at any precision (in bf16, 0.998 and up is 1.0)."""
+        return self.net(self.scaled(features)).float()
 
     def loss_input(self, outputs: Tensor) -> Tensor:
         return outputs  # what the loss compares with the targets
@@ -91,12 +86,10 @@ class WorkflowModule(PlainDataCheckpoints):
         return loss
 
     def _log_epoch(self, stage: Stage) -> None:
-        """Hands the stage's metric objects to ``self.log`` for the epoch that starts.
+        """Hands the stage's metric objects to ``self.log``, once per epoch, not in every step.
 
-        Lightning computes each at the end of the epoch from what the steps
-        added, gives it to callbacks, progress bar and loggers, and resets it.
-        Logged once, not in every step: ``self.log`` costs about a millisecond
-        per call on a CPU, more than a training step of the notes' nets.
+        Lightning computes each at the epoch's end and resets it; ``self.log`` costs
+        about a millisecond a call on a CPU, more than a training step of the notes' nets.
         """
         loss: BatchMean = getattr(self, f"{stage}_loss")
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True)

@@ -14,12 +14,19 @@ writes, beside the checkpoint (or into ``out_dir``):
   input ``features`` has shape ``(batch, features)`` with any batch size; its
   output ``output`` is what the net returns (logits for a classifier).
 
+A run fitted with ``--data.standardize true`` scales its inputs by the
+training split's mean and standard deviation. The ONNX graph does it itself
+and takes the inputs as the user has them; the ``.pth`` net takes scaled
+inputs, ``(x - mean) / std``, with the numbers in ``<stem>.standardize.json``
+beside it.
+
 Building the net imports its module, so a net of the user's own is built only
 from a module named in ``trust``, as ``load_from_checkpoint`` builds it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,10 +38,11 @@ import torch
 from torch import nn
 
 from lightning_modules.base import WorkflowModule
+from lightning_modules.input_scaling import MEAN, STD
 from training.command_line.known_warnings import quiet_known_noise
 from training.errors import UserError
 from training.outputs.trained_module import trained_module
-from training.run.atomic_files import atomic_file, atomic_torch_save
+from training.run.atomic_files import atomic_file, atomic_torch_save, atomic_write_text
 from training.run.folders import read_checkpoint
 
 # The rows of the example input that ONNX traces; the batch size stays free.
@@ -69,6 +77,13 @@ def export(
     onnx_path = directory / f"{checkpoint_path.stem}.onnx"
 
     atomic_torch_save(module.net.state_dict(), state_path)
+    paths = [state_path]
+    if hasattr(module, MEAN):
+        # The net alone takes scaled inputs; the ONNX graph below scales them itself.
+        scaling_path = directory / f"{checkpoint_path.stem}.standardize.json"
+        numbers = {"mean": getattr(module, MEAN).tolist(), "std": getattr(module, STD).tolist()}
+        atomic_write_text(scaling_path, json.dumps(numbers, indent=2) + "\n")
+        paths.append(scaling_path)
 
     # No Trainer runs here to switch modes: the exported graph must be the
     # inference one (dropout off), so the module is put in eval mode by hand.
@@ -87,7 +102,7 @@ def export(
     assert program is not None  # the dynamo exporter returns what it made
     with atomic_file(onnx_path, "wb") as f:
         f.write(program.model_proto.SerializeToString())  # one self-contained file
-    return [state_path, onnx_path]
+    return [*paths, onnx_path]
 
 
 def read_exportable(path: Path, trust: Sequence[str]) -> dict[str, Any]:

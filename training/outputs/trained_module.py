@@ -34,5 +34,8 @@ def trained_module(
     takes = inspect.signature(model_class).parameters
     arguments = {key: value for key, value in recorded.items() if key in takes}
     module = model_class(**{**arguments, "net": build_net(recorded["net"], trust)})
+    # As load_from_checkpoint does: the hook first (it makes the buffers a standardized
+    # run saves), then every weight, every key matched.
+    module.on_load_checkpoint(dict(checkpoint))
     module.load_state_dict(checkpoint["state_dict"])
     return module

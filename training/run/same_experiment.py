@@ -111,4 +111,6 @@ def _show(value: Any) -> str:
         return "not set"
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
     return str(value)
