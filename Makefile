@@ -2,8 +2,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
+# The Jupyter kernel of .venv, which notebooks/ name; `make notebook` registers it.
+KERNEL := lightning-workflow
 
-.PHONY: install train test test-fast lint bench clean
+.PHONY: install train test test-fast lint bench notebook clean
 
 install: $(STAMP)
 
@@ -37,6 +40,19 @@ lint: $(STAMP)
 # docs/performance.md links to. Nobody types a measured number into a page.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --out docs/benchmarks.md
+
+# JupyterLab on notebooks/, with .venv as the kernel the notebooks name. JupyterLab is the
+# `notebook` extra, installed here only: `make install` has what the notebook test needs.
+notebook: $(NOTEBOOK_STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+	$(BIN)/jupyter lab notebooks/ $(ALLOW_ROOT)
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,notebook]'
+	touch $(NOTEBOOK_STAMP)
+
+# JupyterLab refuses to start as root (a container's only user) without --allow-root.
+ALLOW_ROOT = $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
