@@ -7,6 +7,7 @@ process, and choosing the point makes each test hit the moment it is about.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sys
@@ -16,7 +17,9 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed
 from lightning.pytorch.callbacks import Callback
+from torch import nn
 
 from training.run.run_checkpoint import LAST, RunCheckpoint
 
@@ -153,6 +156,163 @@ class SignalAt(Callback):
                 real_replace(*args, **kwargs)
 
             os.replace = signal_then_replace
+
+
+class SignalLauncherAt(Callback):
+    """Every rank signals its launcher (its parent: torchrun) after batch ``batch`` of ``epoch``.
+
+    As a scheduler signals every node's torchrun, which passes the signal on to
+    its workers. Each rank then waits until the signal has come back to it, so
+    that the epoch the fit stops after is this one, whatever the timing.
+    """
+
+    def __init__(self, epoch: int, signal_name: str, batch: int = 0) -> None:
+        self.epoch = epoch
+        self.signum = signal.Signals[signal_name]
+        self.batch = batch
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.current_epoch != self.epoch or batch_idx != self.batch:
+            return
+        run = next(c for c in trainer.checkpoint_callbacks if isinstance(c, RunCheckpoint))
+        os.kill(os.getppid(), self.signum)
+        deadline = time.monotonic() + 30
+        while run.signals.received is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the launcher did not pass the signal on within 30 s")
+            time.sleep(0.01)
+
+
+class KillNodeAt(Callback):
+    """Rank ``rank`` SIGKILLs its launcher (its parent: torchrun) and itself after batch ``batch``.
+
+    As when the machine that runs them is lost, in epoch ``epoch``.
+    """
+
+    def __init__(self, epoch: int, rank: int, batch: int = 0) -> None:
+        self.epoch = epoch
+        self.rank = rank
+        self.batch = batch
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        at = (trainer.current_epoch, batch_idx, trainer.global_rank)
+        if at == (self.epoch, self.batch, self.rank):
+            os.kill(os.getppid(), signal.SIGKILL)
+            _die()
+
+
+class RecordDropoutMasks(Callback):
+    """Saves what the net's first ``nn.Dropout`` kept in the first training batch, per rank.
+
+    ``<folder>/masks-<rank>.pt`` holds ``kept`` (the outputs that are not zero)
+    and ``live`` (the inputs that are not zero: only where both ranks' inputs
+    are can their masks be compared).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.handle: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dropout = next(m for m in pl_module.modules() if isinstance(m, nn.Dropout))
+        path = self.folder / f"masks-{trainer.global_rank}.pt"
+
+        def record(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+            torch.save({"kept": output != 0, "live": inputs[0] != 0}, path)
+            self.handle.remove()
+
+        self.handle = dropout.register_forward_hook(record)
+
+
+# The collectives of torch.distributed a Python caller can run (DDP's gradient reduction
+# is not one: its reducer runs it from C++ during backward), and DDP's buffer broadcast.
+COLLECTIVES = (
+    "all_reduce",
+    "all_gather",
+    "all_gather_into_tensor",
+    "all_gather_object",
+    "all_to_all",
+    "all_to_all_single",
+    "barrier",
+    "monitored_barrier",
+    "broadcast",
+    "broadcast_object_list",
+    "gather",
+    "gather_object",
+    "reduce",
+    "reduce_scatter",
+    "reduce_scatter_tensor",
+    "scatter",
+    "scatter_object_list",
+    "send",
+    "recv",
+    "isend",
+    "irecv",
+    "_broadcast_coalesced",
+)
+
+
+class CountCollectives(Callback):
+    """Counts each rank's calls of ``COLLECTIVES``, inside its training steps and outside.
+
+    A step is from ``on_train_batch_start`` to ``on_train_batch_end``: forward,
+    backward and optimizer step. ``<folder>/collectives-<rank>.json`` gets
+    ``{"in_steps": {name: calls}, "outside": {name: calls}, "steps": n}``.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.in_step = False
+        self.steps = 0
+        self.counts: dict[str, dict[str, int]] = {"in_steps": {}, "outside": {}}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for name in COLLECTIVES:
+            setattr(torch.distributed, name, self._counting(name))
+
+    def _counting(self, name: str) -> Any:
+        real = getattr(torch.distributed, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            where = self.counts["in_steps" if self.in_step else "outside"]
+            where[name] = where.get(name, 0) + 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.in_step = True
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.in_step = False
+        self.steps += 1
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        path = self.folder / f"collectives-{trainer.global_rank}.json"
+        path.write_text(json.dumps({**self.counts, "steps": self.steps}))
 
 
 class HangAt(Callback):

@@ -51,6 +51,11 @@ def quiet_known_noise() -> None:
     # The summary's size estimate counts 32 bits a parameter under bf16-mixed; the size is
     # not one of the project's figures, and the parameters are float32 all the same.
     warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model")
+    # The learning rate is the optimizer's, which every rank steps alike: it is the same on
+    # every rank, and a sync would add a collective per epoch to average equal values.
+    warnings.filterwarnings(
+        "ignore", message=r"It is recommended to use `self\.log\('lr', \.\.\., sync_dist=True\)`"
+    )
     # Metrics are logged once per epoch, never per step, so the step interval never applies.
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_TIP)

@@ -12,6 +12,10 @@ stuck would never run it. ``watch`` therefore also has the C-level handler
 write each signal to a pipe that a thread reads: it passes the signal on to
 the ranks this process started and, if the process is still running
 ``grace_seconds`` later, calls ``give_up``.
+
+A launcher that passes a scheduler's signal on to the ranks kills them itself
+some time later: torchrun after its ``--shutdown-timeout`` (30 s unless set),
+so a rank under torchrun gives up sooner (``default_grace_seconds``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,29 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+GRACE_SECONDS = 60.0
+# torchrun sends its workers SIGKILL 30 s after it passes a signal on: within that, a
+# stopped rank must reach the end of its epoch or give up, write, say so and exit.
+TORCHRUN_GRACE_SECONDS = 20.0
+
+
+def launcher() -> str | None:
+    """What started this process, as the environment says: ``torchrun``, ``srun`` or None.
+
+    torchrun sets ``TORCHELASTIC_RUN_ID`` in its workers' environment; srun sets
+    ``SLURM_STEP_ID`` in its tasks'. torchrun started by srun counts as torchrun.
+    """
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return "torchrun"
+    if "SLURM_STEP_ID" in os.environ:
+        return "srun"
+    return None
+
+
+def default_grace_seconds() -> float:
+    """How long a stopped data-parallel rank may take to reach a safe point, by its launcher."""
+    return TORCHRUN_GRACE_SECONDS if launcher() == "torchrun" else GRACE_SECONDS
 
 
 def exit_code(signum: int) -> int:
