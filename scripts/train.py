@@ -1,4 +1,4 @@
-"""Fit, validate, test and predict from YAML configs.
+"""Fit, validate, test, predict and find a learning rate (lr_find) from YAML configs.
 
 Example: ``python scripts/train.py fit --config configs/linear.yaml``.
 """

@@ -97,8 +97,9 @@ def test_help_lists_the_subcommands(tmp_path: Path) -> None:
         (["-c", "configs/linear.yaml", "test", "--ckpt_path", "best"], {"test"}),
         (["--config", "test", "validate"], {"validate"}),  # a config file named "test"
         (["--config=configs/linear.yaml", "predict"], {"predict"}),
-        (["--help"], {"fit", "validate", "test", "predict"}),
-        (["fitt"], {"fit", "validate", "test", "predict"}),
+        (["lr_find", "-c", "configs/linear.yaml"], {"lr_find"}),
+        (["--help"], {"fit", "validate", "test", "predict", "lr_find"}),
+        (["fitt"], {"fit", "validate", "test", "predict", "lr_find"}),
     ],
 )
 def test_only_the_named_subcommands_parser_is_built(argv: list[str], built: set[str]) -> None:
@@ -109,7 +110,7 @@ def test_only_the_named_subcommands_parser_is_built(argv: list[str], built: set[
     assert set(cli.subcommands()) == built
 
 
-def test_a_mistyped_subcommand_is_shown_all_four(
+def test_a_mistyped_subcommand_is_shown_them_all(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from training.command_line.cli import main
@@ -118,7 +119,8 @@ def test_a_mistyped_subcommand_is_shown_all_four(
     assert main(["fitt", "--config", str(CONFIGS / "linear.yaml")]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: argument subcommand: invalid choice: 'fitt'"
-        " (choose from 'fit', 'validate', 'test', 'predict') (see --help for the options)"
+        " (choose from 'fit', 'validate', 'test', 'predict', 'lr_find')"
+        " (see --help for the options)"
     )
 
 

@@ -86,6 +86,7 @@ def test_datamodule_records_its_arguments_as_hyperparameters() -> None:
         "val_size": 0.0,
         "batch_size": None,
         "seed": 0,
+        "standardize": False,
     }
     assert BlobsDataModule(centers=3).hparams["centers"] == 3
     assert LinearDataModule(weight=0.5).hparams["weight"] == 0.5

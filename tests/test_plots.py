@@ -98,7 +98,76 @@ def test_circles_fit_plots(circles_run: Path) -> None:
         last_checkpoint(circles_run), map_location="cpu", weights_only=True
     )
     paths = write_fit_plots(circles_run, datamodule, module)
-    assert_readable_pngs(paths, ["data.png", "loss_curves.png", "decision_boundary.png"])
+    names = ["data.png", "loss_curves.png", "decision_boundary.png", "confusion_matrix.png"]
+    assert_readable_pngs(paths, names)
+
+
+def drawn_figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure]:
+    """The figures the plots would save, by file name, instead of saving them."""
+    figures: dict[str, Figure] = {}
+
+    def keep(figure: Figure, path: Path) -> Path:
+        figures[path.name] = figure
+        return path
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    return figures
+
+
+def test_the_mistakes_on_the_test_split_are_ringed_and_counted(
+    circles_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model still learning: the rings are its wrong test points, the matrix its counts."""
+    datamodule = CirclesDataModule(n_samples=1000, noise=0.03, random_state=42)
+    module = ClassificationModule.load_from_checkpoint(
+        last_checkpoint(circles_run), map_location="cpu", weights_only=True
+    )
+    figures = drawn_figures(monkeypatch)
+    write_fit_plots(circles_run, datamodule, module)
+
+    test = datamodule.test_set
+    (predicted,) = predict(module, test.features)
+    wrong = predicted != test.targets
+    assert 0 < int(wrong.sum()) < len(wrong) / 2, "a model with some mistakes to show"
+    _, test_panel = figures["decision_boundary.png"].axes
+    (rings,) = [c for c in test_panel.collections if str(c.get_label()).startswith("test, wrong")]
+    assert rings.get_label() == f"test, wrong ({int(wrong.sum())})"
+    ringed = {tuple(point) for point in np.asarray(rings.get_offsets()).tolist()}
+    assert ringed == {tuple(point) for point in test.features[wrong].tolist()}
+
+    matrix = figures["confusion_matrix.png"].axes[0]
+    cells = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in matrix.texts
+    }
+    for true in (0, 1):
+        for guess in (0, 1):
+            count = int(((test.targets == true) & (predicted == guess)).sum())
+            assert cells[(true, guess)] == str(count)
+    accuracy = float((~wrong).float().mean())
+    assert f"200 points, accuracy {accuracy:.1%}" in matrix.get_title()
+    assert test_panel.get_title() == f"Test (200 points, accuracy {accuracy:.1%})"
+
+
+def test_a_matrix_of_four_classes_counts_each_test_point_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An untrained net on four classes: its mistakes are the off-diagonal and the rings."""
+    torch.manual_seed(0)
+    module = ClassificationModule(CircleModelV2(out_features=4), num_classes=4)
+    figures = drawn_figures(monkeypatch)
+    plot_decision_boundary(Blobs(), module, tmp_path / "decision_boundary.png")
+    plots.plot_confusion_matrix(Blobs(), module, tmp_path / "confusion_matrix.png")
+    (matrix,) = [ax for ax in figures["confusion_matrix.png"].axes if ax.texts]
+    assert len(matrix.texts) == 16
+    total = sum(int(t.get_text()) for t in matrix.texts)
+    assert total == 50
+    _, test_panel = figures["decision_boundary.png"].axes
+    labels = [str(c.get_label()) for c in test_panel.collections]
+    wrong = [label for label in labels if label.startswith("test, wrong")]
+    diagonal = sum(
+        int(t.get_text()) for t in matrix.texts if t.get_position()[0] == t.get_position()[1]
+    )
+    assert wrong == ([] if diagonal == 50 else [f"test, wrong ({50 - diagonal})"])
 
 
 class Blobs(SplitDataModule):

@@ -29,6 +29,8 @@ RUN_ELSEWHERE = {
     r"^(\.venv/bin/python|torchrun) .*--trainer\.strategy ddp": "tests/test_ddp.py",
     r"^\.venv/bin/python scripts/sweep\.py ": "tests/test_sweep.py",
     r"^createdb |--storage postgresql": "tests/test_sweep.py",  # against a server it starts
+    r"^\.venv/bin/python scripts/compare\.py ": "tests/test_compare.py",  # on runs it fits
+    r"^\.venv/bin/tensorboard ": "tests/test_tensorboard_log.py",  # a server it starts
 }
 # Commands no test runs, and why.
 NOT_RUN = {

@@ -191,4 +191,4 @@ def test_a_kill_at_any_phase_of_a_run_never_blocks_the_same_command_again(
     for folder in ("checkpoints/circles", "logs/circles"):
         assert not list((killed / folder).glob("*.tmp"))
     pngs = sorted(p.name for p in (killed / "logs/circles").glob("*.png"))
-    assert pngs == ["data.png", "decision_boundary.png", "loss_curves.png"]
+    assert pngs == ["confusion_matrix.png", "data.png", "decision_boundary.png", "loss_curves.png"]

@@ -72,7 +72,7 @@ def test_a_fresh_fit_does_not_move_a_run_that_is_being_tested(
         code, err = run_cli("fit", "linear.yaml")
         assert code == 2
         assert err.strip() == (
-            "error: run 'linear' is in use by a validate, test or predict process"
+            "error: run 'linear' is in use by a validate, test, predict or lr_find process"
             f" ({finished_run / 'logs' / '.linear.readers.lock'});"
             " wait for it to end, or pass another --name"
         )

@@ -112,13 +112,23 @@ def rich_progress_bar(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
     learns(cli, tmp_path, out)
 
 
-def tensorboard(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
-    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+def events_in(folder: Path) -> list[Path]:
+    return list(folder.rglob("events.out.tfevents.*"))
+
+
+def own_tensorboard(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
+    # The user's logger replaces Lightning's default, the run's TensorBoard; metrics.csv stays.
+    assert events_in(tmp_path / "tb")
+    assert not events_in(tmp_path / "logs")
+    learns(cli, tmp_path, out)
+
+
+def no_logger(cli: WorkflowCLI, tmp_path: Path, out: str) -> None:
+    assert not events_in(tmp_path)
     learns(cli, tmp_path, out)
 
 
 CALLBACKS = "--trainer.callbacks+=lightning.pytorch.callbacks."
-TENSORBOARD_MISSING = importlib.util.find_spec("tensorboard") is None
 RICH_MISSING = importlib.util.find_spec("rich") is None
 
 CASES: dict[str, tuple[list[str], Check]] = {
@@ -195,15 +205,16 @@ CASES: dict[str, tuple[list[str], Check]] = {
         [f"{CALLBACKS}RichProgressBar", "--trainer.enable_progress_bar", "true"],
         rich_progress_bar,
     ),
-    "TensorBoard logger": (
+    "TensorBoard logger of one's own": (
         [
             "--trainer.logger",
             "lightning.pytorch.loggers.TensorBoardLogger",
             "--trainer.logger.save_dir",
             "ROOT/tb",
         ],
-        tensorboard,
+        own_tensorboard,
     ),
+    "no logger": (["--trainer.logger", "false"], no_logger),
 }
 
 
@@ -211,8 +222,6 @@ CASES: dict[str, tuple[list[str], Check]] = {
 def test_a_short_fit_with_the_flag_does_what_it_says(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if case == "TensorBoard logger" and TENSORBOARD_MISSING:
-        pytest.skip("TensorBoard is not installed: .venv/bin/pip install tensorboard")
     if case == "RichProgressBar" and RICH_MISSING:
         pytest.skip("Rich is not installed: .venv/bin/pip install rich")
     monkeypatch.setattr(sys, "argv", [str(TRAIN)])

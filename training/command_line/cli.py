@@ -1,4 +1,4 @@
-"""The command line: ``fit``, ``validate``, ``test`` and ``predict`` from YAML configs.
+"""The command line: ``fit``, ``validate``, ``test``, ``predict`` and ``lr_find`` from YAML configs.
 
 ``main()`` runs LightningCLI and turns every problem a user can fix into one
 line on stderr and a non-zero exit. Everything that could refuse is checked
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +25,16 @@ from datamodules.batches import TensorPairs, prediction_batches
 from datamodules.split import SplitDataModule
 from lightning_modules.base import WorkflowModule
 from training.command_line.known_warnings import quiet_known_noise
+from training.command_line.lr_find import (
+    LR_FIND,
+    LR_FIND_PNG,
+    LRFindTrainer,
+    check_search,
+    fit_command,
+    no_suggestion,
+    plot_lr_find,
+    suggested_lr,
+)
 from training.command_line.one_line_errors import OneLineErrorParser, first_reason
 from training.command_line.script_process import script_command
 from training.errors import FitStopped, Stopped, UserError, WriteFailed, run_script
@@ -46,6 +57,7 @@ from training.run.metrics_csv import METRICS_FILE, ResumableCSVLogger, final_met
 from training.run.run_checkpoint import BEST, LAST, RunCheckpoint, epochs_done
 from training.run.run_lock import RunLock
 from training.run.same_experiment import changed_settings
+from training.run.tensorboard_log import ResumableTensorBoardLogger
 
 counts_before_fractions(Trainer.__init__)
 
@@ -77,6 +89,7 @@ class WorkflowCLI(ResolvesCkptPath):
 
     checkpoint: dict[str, Any] | None = None
     run_lock: RunLock | None = None
+    scratch: tempfile.TemporaryDirectory[str] | None = None  # lr_find's copy of the weights
     new_inputs: tuple[list[str], Tensor] | None = None  # predict --inputs: names and rows
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
@@ -91,6 +104,8 @@ class WorkflowCLI(ResolvesCkptPath):
                 raise end.__context__ from None
             raise
         finally:
+            if self.scratch is not None:
+                self.scratch.cleanup()
             if self.run_lock is not None:
                 self.run_lock.release()
 
@@ -98,6 +113,7 @@ class WorkflowCLI(ResolvesCkptPath):
         super().__init__(
             model_class=WorkflowModule,
             datamodule_class=SplitDataModule,
+            trainer_class=LRFindTrainer,
             subclass_mode_model=True,
             subclass_mode_data=True,
             parser_class=OneLineErrorParser,
@@ -122,8 +138,10 @@ class WorkflowCLI(ResolvesCkptPath):
         LightningCLI builds a full parser (every Trainer, model and data option)
         for each subcommand it offers before it parses anything; a run uses
         one, and building the other three costs more than a short fit.
-        ``train.py --help``, or a subcommand it does not know, gets all four.
+        ``train.py --help``, or a subcommand it does not know, gets them all,
+        ``lr_find`` among them (``training/command_line/lr_find.py``).
         """
+        every = {**every, LR_FIND: {"model", "datamodule"}}
         named = _subcommand_named(self.argv)
         return {named: every[named]} if named in every else every
 
@@ -172,6 +190,9 @@ class WorkflowCLI(ResolvesCkptPath):
                 f"--trainer.accelerator {accelerator} asks for a GPU but this machine has none;"
                 " use --trainer.accelerator cpu (or auto)"
             )
+        if subcommand == LR_FIND:
+            check_search(config)  # no checkpoint: the search starts from the config's weights
+            return
         if config.get("weights_only") is False:
             raise UserError(
                 "checkpoints are only ever loaded with weights_only=True; drop --weights_only"
@@ -340,10 +361,7 @@ class WorkflowCLI(ResolvesCkptPath):
         directory = log_dir(root, name)
         if self.subcommand != "fit":
             directory = directory / str(self.subcommand)
-        logger: list[Any] = [ResumableCSVLogger(directory)]
-        extra = config.trainer.logger
-        if extra not in (None, True, False):
-            logger += extra if isinstance(extra, list) else [extra]
+        logger = self._loggers(config.trainer.logger, directory)
         plugins = config.trainer.plugins or []
         plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
         if SLURMEnvironment.detect() and not any(
@@ -356,12 +374,42 @@ class WorkflowCLI(ResolvesCkptPath):
         # Lightning's own files of a run (an HPC checkpoint it would restore, a profiler's
         # report) live in the run's folder, where no other run looks.
         kwargs.setdefault("default_root_dir", str(checkpoint_dir(root, name)))
+        if self.subcommand == LR_FIND:
+            # The Tuner keeps a copy of the initial weights in default_root_dir while it
+            # searches: a folder of its own, not the run's. The search takes num_training
+            # steps, however many epochs that is.
+            self.scratch = tempfile.TemporaryDirectory(prefix="lr_find-")
+            kwargs.update(default_root_dir=self.scratch.name, max_epochs=-1)
         try:
-            return super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
+            trainer = super().instantiate_trainer(logger=logger, plugins=plugins, **kwargs)
         except (TypeError, ValueError, MisconfigurationException) as error:
             # Lightning's own checks of the Trainer's options (devices, strategy, precision).
             reason = str(error).splitlines()[0].replace("`", "")
             raise UserError(f"invalid --trainer options: {reason}") from error
+        if self.subcommand == LR_FIND:
+            # The search trains with Trainer.fit: nothing of a fit's checkpoints or config.yaml.
+            kept = trainer.callbacks  # type: ignore[attr-defined]
+            trainer.callbacks = [  # type: ignore[attr-defined]
+                c for c in kept if not isinstance(c, (RunCheckpoint, FitConfigSaver))
+            ]
+        return trainer
+
+    def _loggers(self, chosen: Any, directory: Path) -> list[Any] | bool:
+        """``metrics.csv`` always; beside it, in a fit, TensorBoard or the loggers chosen.
+
+        TensorBoard is Lightning's default logger: as in Lightning,
+        ``--trainer.logger false`` turns it off and a logger of one's own replaces
+        it. ``metrics.csv`` is the run's own record (resume, plots, the summary
+        line). ``lr_find`` logs nothing.
+        """
+        if self.subcommand == LR_FIND:
+            return False
+        loggers: list[Any] = [ResumableCSVLogger(directory)]
+        if chosen not in (None, True, False):
+            loggers += chosen if isinstance(chosen, list) else [chosen]
+        elif chosen is not False and self.subcommand == "fit":
+            loggers.append(ResumableTensorBoardLogger(directory, resumed_from=self.checkpoint))
+        return loggers
 
     def _lock_run(self, root: str | None, name: str) -> None:
         """Takes the run before anything is written or printed (``training/run/run_lock.py``)."""
@@ -388,7 +436,7 @@ class WorkflowCLI(ResolvesCkptPath):
             fresh = config.ckpt_path is None and not config.trainer.fast_dev_run
             if fresh and self.run_lock is not None:
                 with self.run_lock.without_readers():
-                    moved = keep_earlier_run(root, name)
+                    moved = self._keep_earlier_run(root, name)
                 if moved:
                     kept = " and ".join(str(m) for m in moved)
                     print(
@@ -398,10 +446,28 @@ class WorkflowCLI(ResolvesCkptPath):
             if self.run_lock is not None and logs.is_dir():
                 # What a killed plot or metrics.csv write left (RunCheckpoint cleans its folder).
                 remove_stale_tmp_files(logs)
-        elif self.subcommand == "predict":
+        elif self.subcommand in ("predict", LR_FIND):
             check_writable(log_dir(root, name))
         else:
             check_writable(log_dir(root, name) / str(self.subcommand))
+
+    @staticmethod
+    def _keep_earlier_run(root: str | None, name: str) -> list[Path]:
+        """Moves an earlier run aside, but the learning-rate finder's plot stays for the new one.
+
+        ``lr_find`` draws ``lr_find.png`` in the run's log folder for the fit that
+        follows: on its own it is no run to keep, and it belongs to the new one.
+        """
+        logs = log_dir(root, name)
+        plot = logs / LR_FIND_PNG
+        aside = logs.parent / f".{logs.name}.{LR_FIND_PNG}"  # where a kill here leaves it
+        if plot.is_file():
+            plot.replace(aside)
+        moved = keep_earlier_run(root, name)
+        if aside.is_file():
+            logs.mkdir(parents=True, exist_ok=True)
+            aside.replace(plot)
+        return moved
 
     def before_fit(self) -> None:
         self._prepare_run_dirs()
@@ -496,6 +562,27 @@ class WorkflowCLI(ResolvesCkptPath):
         if self.trainer.is_global_zero and batches:
             written = write_predictions(batches, path, names)  # type: ignore[arg-type]
             print(f"Predictions written to {written}")
+
+    def before_lr_find(self) -> None:
+        if self.trainer.world_size > 1:
+            raise UserError(
+                "lr_find searches in one process;"
+                " drop --trainer.devices/--trainer.num_nodes/--trainer.strategy"
+            )
+        self._prepare_run_dirs()
+
+    def lr_find(self, **kwargs: Any) -> None:
+        """Runs ``Tuner.lr_find``, draws ``logs/<name>/lr_find.png`` and prints the fit to run."""
+        finder = self.trainer.lr_find(**kwargs)  # type: ignore[attr-defined]
+        if not self.trainer.is_global_zero or finder is None:
+            return
+        config = self._run_config
+        path = log_dir(config.trainer.default_root_dir, config.name) / LR_FIND_PNG
+        lr = suggested_lr(finder)
+        plot_lr_find(finder, lr, getattr(self.model, "lr", None), path)
+        if lr is None:
+            raise no_suggestion(finder, path)
+        print(f"Suggested learning rate {lr:.3g} ({path}); fit with: {fit_command(self.argv, lr)}")
 
     def before_validate(self) -> None:
         self._prepare_run_dirs()

@@ -33,6 +33,9 @@ class _DropStartingWith(logging.Filter):
 _TIP = _DropStartingWith("💡 Tip")
 # The seed is in the config; said before validation, it would precede every error line.
 _SEED_SET = _DropStartingWith("Seed set to")
+# Tuner.lr_find restores the weights it saved itself a moment before, without weights_only;
+# every checkpoint of the project's own is loaded with weights_only=True.
+_LR_FIND_RESTORE = _DropStartingWith("`weights_only` was not set")
 
 
 def quiet_known_noise() -> None:
@@ -60,3 +63,6 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_TIP)
     logging.getLogger("lightning.fabric.utilities.seed").addFilter(_SEED_SET)
+    logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector").addFilter(
+        _LR_FIND_RESTORE
+    )

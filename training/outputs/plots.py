@@ -3,7 +3,9 @@
 The notes look at every stage of the workflow: the data before training
 (§2.1.2, §3.1), the predictions against the data after it (§2.6.4) and the
 loss curves (§2.6.6); for the circles, the course draws the decision boundary.
-``write_fit_plots`` draws all of them for a finished fit; ``redraw_fit_plots``
+For a classifier, the confusion matrix of the test split shows which
+classes it mistakes for which, and the decision boundary rings the test points
+it gets wrong. ``write_fit_plots`` draws all of them for a finished fit; ``redraw_fit_plots``
 draws them again later from what the fit left behind (``config.yaml`` and a
 checkpoint), for ``scripts/plot.py``.
 
@@ -42,6 +44,7 @@ DATA_PNG = "data.png"
 LOSS_CURVES_PNG = "loss_curves.png"
 PREDICTIONS_PNG = "predictions.png"
 DECISION_BOUNDARY_PNG = "decision_boundary.png"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 
 FIGSIZE = (10, 7)
 MAX_POINTS = 10_000
@@ -49,7 +52,7 @@ DPI = 100
 CMAP = "RdYlBu"  # the notes' plt.cm.RdYlBu: class 0 red, the last class blue
 
 
-def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
+def new_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, dpi=DPI)
@@ -140,7 +143,7 @@ def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
     as circles, validation as squares and test as crosses.
     """
     (X_train, y_train), val, (X_test, y_test) = _splits(datamodule)
-    figure = _figure()
+    figure = new_figure()
     ax = figure.subplots()
     features = X_train.shape[1] if X_train.ndim == 2 else 1
     if features == 1:
@@ -176,7 +179,7 @@ def plot_data(datamodule: SplitDataModule, path: Path) -> Path:
 def plot_loss_curves(metrics_csv: Path, path: Path) -> Path:
     """Notes §2.6.6: the train and validation loss of every epoch, from ``metrics.csv``."""
     rows = read_metrics(metrics_csv)
-    figure = _figure()
+    figure = new_figure()
     ax = figure.subplots()
     drawn = False
     for key, label in (("train/loss", "Train loss"), ("val/loss", "Validation loss")):
@@ -207,7 +210,7 @@ def plot_predictions(
     (predictions,) = predict(module, X_test)
     mae = float((predictions - y_test).abs().mean())
     train, test = _sample(len(X_train)), _sample(len(X_test))
-    figure = _figure()
+    figure = new_figure()
     ax = figure.subplots()
     ax.scatter(X_train[train], y_train[train], c="b", s=4, label="Training data")
     ax.scatter(X_test[test], y_test[test], c="g", s=4, label="Testing data")
@@ -234,7 +237,8 @@ def plot_decision_boundary(
 
     The course's ``plot_decision_boundary``: predictions over a grid that spans
     the data, filled with the colour of the predicted class, the data on top.
-    ``weights`` says in the title which checkpoint made them.
+    The test points the model gets wrong are ringed in black. ``weights`` says
+    in the title which checkpoint made them.
     """
     import numpy as np
 
@@ -254,7 +258,7 @@ def plot_decision_boundary(
     num_classes = module.num_classes
     levels = np.arange(num_classes + 1) - 0.5
 
-    figure = _figure((14, 7))
+    figure = new_figure((14, 7))
     for ax, split, X, y, predicted in zip(
         figure.subplots(1, 2, sharex=True, sharey=True),
         ("Train", "Test"),
@@ -267,6 +271,8 @@ def plot_decision_boundary(
             xx, yy, surface, levels=levels, cmap=CMAP, norm=_class_colours(num_classes), alpha=0.7
         )
         _scatter_classes(ax, X, y, num_classes, "o", split.lower())
+        if split == "Test":
+            _ring_wrong(ax, X, predicted != y)
         accuracy = float((predicted == y).float().mean())
         ax.set_title(f"{split} ({len(X)} points, accuracy {accuracy:.1%})")
         ax.set_xlabel("X0")
@@ -275,6 +281,71 @@ def plot_decision_boundary(
         ax.legend(loc="upper right")
     figure.suptitle(
         f"Decision boundary: the class predicted at every point{_from(weights)}", fontsize=14
+    )
+    return save_png(figure, path)
+
+
+def _ring_wrong(ax: Axes, features: Tensor, wrong: Tensor) -> None:
+    """Rings the points the model gets wrong, in black over any class colour."""
+    count = int(wrong.sum())
+    if count == 0:
+        return
+    points = features[wrong]
+    points = points[_sample(len(points))]
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=160,
+        facecolors="none",
+        edgecolors="k",
+        linewidths=2,
+        label=f"test, wrong ({count})",
+    )
+
+
+def plot_confusion_matrix(
+    datamodule: SplitDataModule, module: ClassificationModule, path: Path, weights: str = ""
+) -> Path:
+    """How many test points of each true class the model puts in each class.
+
+    The diagonal holds the points it gets right; every other cell, one kind of
+    mistake. ``weights`` says in the title which checkpoint made the predictions.
+    """
+    from torchmetrics.functional import confusion_matrix
+
+    _, _, (X_test, y_test) = _splits(datamodule)
+    (predicted,) = predict(module, X_test)
+    num_classes = module.num_classes
+    counts = confusion_matrix(
+        predicted.long(), y_test.long(), task="multiclass", num_classes=num_classes
+    )
+    accuracy = float(counts.diagonal().sum() / counts.sum())
+
+    figure = new_figure((8, 7))
+    ax = figure.subplots()
+    darkest = int(counts.max())
+    image = ax.imshow(counts.numpy(), cmap="Blues", vmin=0, vmax=max(darkest, 1))
+    figure.colorbar(image, ax=ax, label="test points")
+    for true in range(num_classes):
+        for guess in range(num_classes):
+            count = int(counts[true, guess])
+            ax.text(
+                guess,
+                true,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=16,
+                color="white" if count > darkest / 2 else "black",
+            )
+    classes = [f"class {k}" for k in range(num_classes)]
+    ax.set_xticks(range(num_classes), classes)
+    ax.set_yticks(range(num_classes), classes)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title(
+        f"Confusion matrix of the test split\n{len(y_test)} points, accuracy {accuracy:.1%}"
+        f"{_from(weights)}"
     )
     return save_png(figure, path)
 
@@ -289,8 +360,8 @@ def write_fit_plots(
     """Writes the plots of a fit into ``log_dir`` and returns their paths.
 
     ``data.png`` and ``loss_curves.png`` always; then ``predictions.png`` for a
-    regression or ``decision_boundary.png`` for a classification, whose titles
-    name the ``weights`` they show.
+    regression, or ``decision_boundary.png`` and ``confusion_matrix.png`` for a
+    classification, whose titles name the ``weights`` they show.
     """
     log_dir = Path(log_dir)
     paths = [
@@ -300,6 +371,9 @@ def write_fit_plots(
     if isinstance(module, ClassificationModule):
         paths.append(
             plot_decision_boundary(datamodule, module, log_dir / DECISION_BOUNDARY_PNG, weights)
+        )
+        paths.append(
+            plot_confusion_matrix(datamodule, module, log_dir / CONFUSION_MATRIX_PNG, weights)
         )
     else:
         paths.append(plot_predictions(datamodule, module, log_dir / PREDICTIONS_PNG, weights))

@@ -77,13 +77,7 @@ class ResumableCSVLogger(Logger):
         the row the checkpoint carries (see the module docstring); it is added
         when the file does not have it yet.
         """
-        rows = [row for row in read_metrics(self.metrics_path) if _epoch(row) < epochs_done]
-        if (
-            carried is not None
-            and _epoch(carried) == epochs_done - 1
-            and not any(_same_row(row, carried) for row in rows)
-        ):
-            rows.append(carried)
+        rows = rows_of_checkpoint(self.metrics_path, epochs_done, carried)
         self._columns = _columns_of(rows)
         self._rewrite(rows)
         self._started = True
@@ -126,6 +120,29 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
             for row in reader
             if None not in row and None not in row.values() and len(row) == len(columns)
         ]
+
+
+def rows_of_checkpoint(
+    path: Path, epochs_done: int, carried: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The rows of a metrics file that a resume from a checkpoint of ``epochs_done`` epochs keeps.
+
+    Those of epochs ``0 .. epochs_done - 1``, with ``carried``, the checkpoint's
+    training row, added if the file lacks it (see the module docstring).
+    """
+    rows = [row for row in read_metrics(path) if _epoch(row) < epochs_done]
+    if (
+        carried is not None
+        and _epoch(carried) == epochs_done - 1
+        and not any(_same_row(row, carried) for row in rows)
+    ):
+        rows.append(carried)
+    return rows
+
+
+def row_values(row: dict[str, Any]) -> dict[str, float]:
+    """A row's logged values as numbers, ``epoch`` among them: what Lightning gave the loggers."""
+    return {k: float(v) for k, v in row.items() if k != "step" and v not in ("", None)}
 
 
 def final_metrics(path: Path) -> dict[str, float]:

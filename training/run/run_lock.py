@@ -64,7 +64,7 @@ class RunLock:
         """Holds off readers while the caller moves the run's folders."""
         fd = file_lock.try_lock(self.readers_path)
         if fd is None:
-            raise self._in_use("a validate, test or predict process", self.readers_path)
+            raise self._in_use("a validate, test, predict or lr_find process", self.readers_path)
         try:
             yield
         finally:
