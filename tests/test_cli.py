@@ -84,7 +84,7 @@ def test_resume_applies_a_longer_max_epochs(run_cli: RunCLI, tmp_path: Path) -> 
 def test_help_lists_the_subcommands(tmp_path: Path) -> None:
     result = train_process(tmp_path, "--help")
     assert result.returncode == 0
-    assert "{fit,validate,test,predict}" in result.stdout
+    assert "{fit,validate,test,predict,lr_find}" in result.stdout
     result = train_process(tmp_path, "fit", "--help")
     assert result.returncode == 0
     assert "--trainer.max_epochs" in result.stdout and "--ckpt_path" in result.stdout
