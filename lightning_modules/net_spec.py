@@ -68,16 +68,29 @@ def net_spec(net: nn.Module) -> NetSpec:
 TRUSTED_MODULES = ("lightning_modules.models",)
 
 
+class UntrustedNet(ValueError):
+    """A spec names a net from a module that is neither the project's nor trusted.
+
+    ``class_path`` and ``module`` let a caller say how to trust it in its own terms
+    (``scripts/export.py`` takes ``--trust``).
+    """
+
+    def __init__(self, class_path: str, module: str, trusted: Sequence[str]) -> None:
+        super().__init__(
+            f"{class_path!r} is not a net this project builds from a checkpoint;"
+            f" nets come from {' or '.join(trusted)}. If you trust the checkpoint, pass"
+            f" trust=[{module!r}] to load_from_checkpoint"
+        )
+        self.class_path = class_path
+        self.module = module
+
+
 def check_trusted(spec: Mapping[str, Any], trust: Sequence[str] = ()) -> None:
     """Refuses a spec whose class is neither the project's nor from a module in ``trust``."""
     module_name = str(spec["class_path"]).rpartition(".")[0]
     trusted = (*TRUSTED_MODULES, *trust)
     if not any(module_name == m or module_name.startswith(f"{m}.") for m in trusted):
-        raise ValueError(
-            f"{spec['class_path']!r} is not a net this project builds from a checkpoint;"
-            f" nets come from {' or '.join(trusted)}. If you trust the checkpoint, pass"
-            f" trust=[{module_name!r}] to load_from_checkpoint"
-        )
+        raise UntrustedNet(str(spec["class_path"]), module_name, trusted)
 
 
 def build_net(spec: Mapping[str, Any], trust: Sequence[str] = ()) -> nn.Module:

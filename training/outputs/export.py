@@ -39,6 +39,7 @@ from torch import nn
 
 from lightning_modules.base import WorkflowModule
 from lightning_modules.input_scaling import MEAN, STD
+from lightning_modules.net_spec import UntrustedNet
 from training.command_line.known_warnings import quiet_known_noise
 from training.errors import UserError
 from training.outputs.trained_module import trained_module
@@ -115,15 +116,15 @@ def read_exportable(path: Path, trust: Sequence[str]) -> dict[str, Any]:
     try:
         return read_checkpoint(path, trust)
     except UserError as refusal:
-        if "trust=[" not in str(refusal):
+        net = refusal.__cause__
+        while net is not None and not isinstance(net, UntrustedNet):
+            net = net.__cause__  # read_checkpoint's, then check_net_matches's wrapping
+        if net is None:
             raise
-        # The net is refused after the file has loaded; only this refusal loads it again.
-        net = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]["net"]
-        module = str(net["class_path"]).rpartition(".")[0]
         raise UserError(
-            f"{path} records the net {net['class_path']}, which is not one of this project's:"
-            f" building it imports {module}, which runs its code; if you trust it,"
-            f" pass --trust {module}"
+            f"{path} records the net {net.class_path}, which is not one of this project's:"
+            f" building it imports {net.module}, which runs its code; if you trust it,"
+            f" pass --trust {net.module}"
         ) from refusal
     except ImportError as error:
         raise UserError(
