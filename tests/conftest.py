@@ -142,6 +142,22 @@ def run_cli(
     return run
 
 
+@pytest.fixture
+def torch_loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What ``torch.load`` is asked to read from now on, in order."""
+    import torch
+
+    reads: list[object] = []
+    load = torch.load
+
+    def counted_load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(f)
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted_load)
+    return reads
+
+
 def fit_once(root: Path, config: str, *args: str) -> Path:
     """Fits ``configs/<config>`` under ``root`` in this process; returns ``root``.
 

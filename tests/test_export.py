@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -132,20 +131,12 @@ def test_the_onnx_file_is_on_disk_before_it_takes_its_name(
 
 
 def test_the_export_reads_the_checkpoint_once(
-    linear_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    linear_export: Path, tmp_path: Path, torch_loads: list[object]
 ) -> None:
     """The file that ``read_checkpoint`` checked is the one exported: no second read to disagree."""
-    reads: list[object] = []
-    load = torch.load
-
-    def counted_load(f: Any, *args: Any, **kwargs: Any) -> Any:
-        reads.append(f)
-        return load(f, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", counted_load)
     checkpoint = linear_export / "best.ckpt"
     export(checkpoint, tmp_path)
-    assert reads == [checkpoint]
+    assert torch_loads == [checkpoint]
 
 
 @pytest.mark.parametrize(

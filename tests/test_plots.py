@@ -336,18 +336,10 @@ def test_a_damaged_config_yaml_is_one_line_to_plot_and_export(
 
 
 def test_the_plots_read_the_checkpoint_once_and_draw_its_weights(
-    linear_run: Path, monkeypatch: pytest.MonkeyPatch
+    linear_run: Path, monkeypatch: pytest.MonkeyPatch, torch_loads: list[object]
 ) -> None:
     """The file that ``read_checkpoint`` checked is the one drawn: no second read to disagree."""
-    reads: list[object] = []
     drawn: list[WorkflowModule] = []
-    load = torch.load
-
-    def counted_load(f: Any, *args: Any, **kwargs: Any) -> Any:
-        reads.append(f)
-        return load(f, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", counted_load)
     monkeypatch.setattr(
         plots, "write_fit_plots", lambda _dir, _data, module, _w: drawn.append(module)
     )
@@ -355,7 +347,7 @@ def test_the_plots_read_the_checkpoint_once_and_draw_its_weights(
     plots.plot_run(linear_run, checkpoint, LinearDataModule(), RegressionModule, [])
     monkeypatch.undo()
 
-    assert reads == [checkpoint]
+    assert torch_loads == [checkpoint]
     (module,) = drawn
     assert_same_state(module.state_dict(), load_state_dict(checkpoint))
 

@@ -190,6 +190,8 @@ class WorkflowCLI(ResolvesCkptPath):
                 f"--trainer.accelerator {accelerator} asks for a GPU but this machine has none;"
                 " use --trainer.accelerator cpu (or auto)"
             )
+        if config.get("inputs") is not None and subcommand != "predict":
+            raise UserError(f"--inputs is for predict; {subcommand} uses the run's own data")
         if subcommand == LR_FIND:
             check_search(config)  # no checkpoint: the search starts from the config's weights
             return
@@ -198,8 +200,6 @@ class WorkflowCLI(ResolvesCkptPath):
                 "checkpoints are only ever loaded with weights_only=True; drop --weights_only"
             )
         config.weights_only = True
-        if config.get("inputs") is not None and subcommand != "predict":
-            raise UserError(f"--inputs is for predict; {subcommand} uses the run's own data")
         if subcommand == "fit":
             self._check_trains_something(config.trainer)
         if config.ckpt_path is None and subcommand != "fit":
