@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from datamodules.batches import TensorPairs, sequential_loader
+from datamodules.batches import TensorPairs, prediction_batches
 from training.run.atomic_files import atomic_file
 
 # Rows per forward pass when predicting for a plot: a million rows at once
@@ -60,7 +60,7 @@ def predict(module: L.LightningModule, *features: Tensor) -> list[Tensor]:
     """
     everything = torch.cat(features)
     no_targets = torch.empty(len(everything), 0)
-    loader = sequential_loader(TensorPairs(everything, no_targets), PREDICT_CHUNK)
+    loader = prediction_batches(TensorPairs(everything, no_targets), PREDICT_CHUNK, None)
     batches: Any = bare_trainer().predict(module, dataloaders=loader)
     predictions = torch.cat([batch["prediction"] for batch in batches])
     return list(predictions.split([len(f) for f in features]))
